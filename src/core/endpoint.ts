@@ -1,0 +1,324 @@
+import { type PacketProtection, nullProtection } from './protection.js'
+import type { Rng } from './rng.js'
+import type { SessionConfig } from './session/config.js'
+import type { SessionEvent } from './session/events.js'
+import { Session } from './session/session.js'
+import { TimerHeap, type TimerItem } from './timer-heap.js'
+import type { TraceSink } from './trace.js'
+import { CID_LENGTH, VERSION_V1, decodePacketHeader, encodeVersionNegotiation, isLikelyPigeonPacket, peekDestinationCid, versionNegotiationLength } from './wire/packet-header.js'
+import { Writer } from './wire/writer.js'
+import { DecodeError } from './errors.js'
+
+/** Smallest datagram that may open a session (client Initials are padded to it). */
+export const MIN_INITIAL_DATAGRAM_BYTES = 1200
+
+export interface EndpointOptions {
+  rng: Rng
+  /** Accept sessions from clients (server role). */
+  server: boolean
+  sessionConfig?: Partial<SessionConfig>
+  trace?: TraceSink
+  /** Protection for each new session (default: none). */
+  protection?: () => PacketProtection
+  /** Refuse new sessions beyond this many. */
+  maxSessions?: number
+}
+
+export interface EndpointStats {
+  datagramsReceived: number
+  datagramsSent: number
+  sessionsAccepted: number
+  sessionsClosed: number
+  droppedNotPigeon: number
+  droppedUnknownSession: number
+  droppedMalformed: number
+  droppedTooSmallInitial: number
+  droppedSessionLimit: number
+  versionNegotiationsSent: number
+  addressChanges: number
+}
+
+/** Event from one of the endpoint's sessions. */
+export interface EndpointEvent<A> {
+  session: Session
+  address: A
+  event: SessionEvent | { type: 'accepted' } | { type: 'address_changed'; from: A }
+}
+
+class Entry<A> implements TimerItem {
+  deadlineMs = Infinity
+  /** Queued for pollTransmit. */
+  dirty = false
+  constructor(
+    readonly session: Session,
+    public address: A,
+    readonly keys: string[],
+  ) {}
+}
+
+const cidKey = (cid: Uint8Array): string => {
+  let k = ''
+  for (let i = 0; i < cid.length; i++) k += String.fromCharCode(cid[i])
+  return k
+}
+
+/**
+ * Many sessions behind one socket, still sans-IO: demultiplexes datagrams by
+ * destination connection id, accepts new sessions, keeps ONE timer heap for all
+ * sessions, and hands out datagrams with their destination address. `A` is whatever
+ * the driver uses as an address (a string in the simulator, {address, port} for UDP).
+ */
+export class Endpoint<A> {
+  readonly stats: EndpointStats = {
+    datagramsReceived: 0,
+    datagramsSent: 0,
+    sessionsAccepted: 0,
+    sessionsClosed: 0,
+    droppedNotPigeon: 0,
+    droppedUnknownSession: 0,
+    droppedMalformed: 0,
+    droppedTooSmallInitial: 0,
+    droppedSessionLimit: 0,
+    versionNegotiationsSent: 0,
+    addressChanges: 0,
+  }
+  private readonly opts: EndpointOptions
+  private readonly byCid = new Map<string, Entry<A>>()
+  private readonly timers = new TimerHeap<Entry<A>>()
+  private dirtyQueue: Array<Entry<A>> = []
+  private dirtyHead = 0
+  private events: Array<EndpointEvent<A>> = []
+  private eventHead = 0
+  /** Stateless replies (version negotiation) waiting to go out. */
+  private statelessReplies: Array<{ bytes: Uint8Array; to: A }> = []
+  private liveSessions = 0
+
+  constructor(opts: EndpointOptions) {
+    this.opts = opts
+  }
+
+  get sessionCount(): number {
+    return this.liveSessions
+  }
+
+  /** Open a client session to `address`. Call pollTransmit afterwards. */
+  connect(nowMs: number, address: A, config?: Partial<SessionConfig>): Session {
+    const session = new Session({
+      role: 'client',
+      nowMs,
+      rng: this.opts.rng,
+      config: { ...this.opts.sessionConfig, ...config },
+      trace: this.opts.trace,
+      protection: (this.opts.protection ?? (() => nullProtection))(),
+    })
+    const entry = new Entry<A>(session, address, [cidKey(session.localCid)])
+    this.register(entry)
+    this.touch(entry)
+    return entry.session
+  }
+
+  handleDatagram(nowMs: number, datagram: Uint8Array, from: A): void {
+    this.stats.datagramsReceived++
+    if (datagram.length === 0 || !isLikelyPigeonPacket(datagram[0])) {
+      this.stats.droppedNotPigeon++
+      return
+    }
+    const dcid = peekDestinationCid(datagram)
+    if (dcid === undefined) {
+      this.stats.droppedMalformed++
+      return
+    }
+    const entry = this.byCid.get(cidKey(dcid))
+    if (entry !== undefined) {
+      const before = entry.session.stats.packetsReceived
+      entry.session.handleDatagram(nowMs, datagram)
+      if (entry.session.stats.packetsReceived > before && entry.address !== from && !sameAddress(entry.address, from)) {
+        // An authenticated packet from a new address: the peer moved (NAT rebinding, new network).
+        const old = entry.address
+        entry.address = from
+        this.stats.addressChanges++
+        this.pushEvent({ session: entry.session, address: from, event: { type: 'address_changed', from: old } })
+      }
+      this.touch(entry)
+      return
+    }
+    if ((datagram[0] & 0x80) === 0) {
+      this.stats.droppedUnknownSession++
+      return
+    }
+    this.acceptInitial(nowMs, datagram, from)
+  }
+
+  handleTimeout(nowMs: number): void {
+    for (;;) {
+      const entry = this.timers.popDue(nowMs)
+      if (entry === undefined) break
+      entry.session.handleTimeout(nowMs)
+      this.touch(entry)
+    }
+  }
+
+  pollTransmit(nowMs: number): { bytes: Uint8Array; to: A } | undefined {
+    if (this.statelessReplies.length > 0) {
+      this.stats.datagramsSent++
+      return this.statelessReplies.shift()
+    }
+    while (this.dirtyHead < this.dirtyQueue.length) {
+      const entry = this.dirtyQueue[this.dirtyHead]
+      const bytes = entry.session.isClosed ? undefined : entry.session.pollTransmit(nowMs)
+      if (bytes !== undefined) {
+        this.stats.datagramsSent++
+        return { bytes, to: entry.address }
+      }
+      entry.dirty = false
+      this.dirtyHead++
+      this.afterActivity(entry)
+    }
+    this.dirtyQueue.length = 0
+    this.dirtyHead = 0
+    return undefined
+  }
+
+  pollTimeout(): number | undefined {
+    const t = this.timers.peekMs()
+    return t === Infinity ? undefined : t
+  }
+
+  pollEvent(): EndpointEvent<A> | undefined {
+    if (this.eventHead >= this.events.length) return undefined
+    const e = this.events[this.eventHead++]
+    if (this.eventHead === this.events.length) {
+      this.events.length = 0
+      this.eventHead = 0
+    }
+    return e
+  }
+
+  /** The application queued something on `session`: make pollTransmit look at it. */
+  wake(session: Session): void {
+    const entry = this.byCid.get(cidKey(session.localCid))
+    if (entry !== undefined) this.touch(entry)
+  }
+
+  /** Every session, for statistics and shutdown. */
+  *sessions(): Iterable<Session> {
+    const seen = new Set<Session>()
+    for (const e of this.byCid.values()) {
+      if (!seen.has(e.session)) {
+        seen.add(e.session)
+        yield e.session
+      }
+    }
+  }
+
+  private acceptInitial(nowMs: number, datagram: Uint8Array, from: A): void {
+    let header
+    try {
+      header = decodePacketHeader(datagram, 0)
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err
+      this.stats.droppedMalformed++
+      return
+    }
+    if (header.type === 'unsupported-version') {
+      this.sendVersionNegotiation(header.scid, header.dcid, from, datagram.length)
+      return
+    }
+    if (!this.opts.server || header.type !== 'initial') {
+      this.stats.droppedUnknownSession++
+      return
+    }
+    if (datagram.length < MIN_INITIAL_DATAGRAM_BYTES) {
+      this.stats.droppedTooSmallInitial++
+      return
+    }
+    if (header.scid.length !== CID_LENGTH || header.dcid.length < CID_LENGTH) {
+      this.stats.droppedMalformed++
+      return
+    }
+    if (this.liveSessions >= (this.opts.maxSessions ?? Infinity)) {
+      this.stats.droppedSessionLimit++
+      return
+    }
+    const session = new Session({
+      role: 'server',
+      nowMs,
+      rng: this.opts.rng,
+      config: this.opts.sessionConfig,
+      trace: this.opts.trace,
+      protection: (this.opts.protection ?? (() => nullProtection))(),
+      remoteCid: header.scid.slice(),
+    })
+    session.originalDcid = header.dcid.slice()
+    const entry = new Entry<A>(session, from, [cidKey(session.localCid), cidKey(session.originalDcid)])
+    this.register(entry)
+    this.stats.sessionsAccepted++
+    this.pushEvent({ session, address: from, event: { type: 'accepted' } })
+    session.handleDatagram(nowMs, datagram)
+    this.touch(entry)
+  }
+
+  private sendVersionNegotiation(dcid: Uint8Array, scid: Uint8Array, to: A, receivedBytes: number): void {
+    const fields = { dcid, scid, versions: [VERSION_V1] }
+    const length = versionNegotiationLength(fields)
+    // Never send more than we received (anti-amplification), and bound the queue.
+    if (length > receivedBytes || this.statelessReplies.length >= 64) return
+    const w = new Writer(length)
+    encodeVersionNegotiation(w, fields)
+    this.statelessReplies.push({ bytes: w.finish(), to })
+    this.stats.versionNegotiationsSent++
+  }
+
+  private register(entry: Entry<A>): void {
+    for (const key of entry.keys) this.byCid.set(key, entry)
+    this.liveSessions++
+    this.timers.validCountHint = this.liveSessions
+  }
+
+  /** Mark for transmit polling. */
+  private touch(entry: Entry<A>): void {
+    if (!entry.dirty) {
+      entry.dirty = true
+      this.dirtyQueue.push(entry)
+    }
+    this.drainEvents(entry)
+  }
+
+  private afterActivity(entry: Entry<A>): void {
+    this.drainEvents(entry)
+    const session = entry.session
+    if (session.isClosed) {
+      this.unregister(entry)
+      return
+    }
+    this.timers.schedule(entry, session.pollTimeout() ?? Infinity)
+  }
+
+  private drainEvents(entry: Entry<A>): void {
+    for (;;) {
+      const event = entry.session.pollEvent()
+      if (event === undefined) return
+      this.pushEvent({ session: entry.session, address: entry.address, event })
+    }
+  }
+
+  private unregister(entry: Entry<A>): void {
+    if (this.byCid.get(entry.keys[0]) !== entry) return
+    for (const key of entry.keys) if (this.byCid.get(key) === entry) this.byCid.delete(key)
+    this.timers.schedule(entry, Infinity)
+    this.liveSessions--
+    this.stats.sessionsClosed++
+  }
+
+  private pushEvent(e: EndpointEvent<A>): void {
+    this.events.push(e)
+  }
+}
+
+/** Addresses compare by value when they are objects like {address, port}. */
+const sameAddress = (a: unknown, b: unknown): boolean => {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return a === b
+  const x = a as Record<string, unknown>
+  const y = b as Record<string, unknown>
+  return x.address === y.address && x.port === y.port
+}

@@ -1,0 +1,72 @@
+import { RangeSet } from '../range-set.js'
+
+/**
+ * Receiver side of acknowledgements: which packet numbers arrived, and when an ACK
+ * is due. Policy (RFC 9000 §13.2 flavoured for chat): acknowledge at once when a
+ * packet arrives out of order or when two ack-eliciting packets are unacknowledged,
+ * otherwise within maxAckDelayMs, and piggyback on any packet we send anyway.
+ */
+export interface AckTrackerOptions {
+  maxAckDelayMs: number
+  /** Ack-eliciting packets that trigger an immediate ACK. */
+  ackElicitingThreshold: number
+  /** Ranges kept (and so reported) at most. */
+  maxRanges: number
+}
+
+export class AckTracker {
+  readonly received = new RangeSet()
+  largestReceived = -1
+  largestReceivedTimeMs = 0
+  /** An ACK frame should go out (received something not yet acknowledged). */
+  ackPending = false
+  /** Absolute time the pending ACK must be sent by; Infinity when not ack-eliciting. */
+  ackDeadlineMs = Infinity
+  private ackElicitingSinceAck = 0
+  private readonly opts: AckTrackerOptions
+
+  constructor(opts: AckTrackerOptions) {
+    this.opts = opts
+  }
+
+  /** True when the packet number was already received (a duplicate). */
+  isDuplicate(packetNumber: number): boolean {
+    return this.received.has(packetNumber)
+  }
+
+  onPacketReceived(nowMs: number, packetNumber: number, ackEliciting: boolean): void {
+    const outOfOrder = packetNumber !== this.largestReceived + 1 && this.largestReceived >= 0
+    this.received.add(packetNumber)
+    if (this.received.rangeCount > this.opts.maxRanges) this.received.truncateToNewest(this.opts.maxRanges)
+    if (packetNumber > this.largestReceived) {
+      this.largestReceived = packetNumber
+      this.largestReceivedTimeMs = nowMs
+    }
+    this.ackPending = true
+    if (!ackEliciting) return
+    this.ackElicitingSinceAck++
+    if (outOfOrder || this.ackElicitingSinceAck >= this.opts.ackElicitingThreshold) this.ackDeadlineMs = nowMs
+    else if (this.ackDeadlineMs === Infinity) this.ackDeadlineMs = nowMs + this.opts.maxAckDelayMs
+  }
+
+  /** Whether a standalone ACK must be sent now. */
+  ackDue(nowMs: number): boolean {
+    return this.ackPending && nowMs >= this.ackDeadlineMs
+  }
+
+  /** Ack delay to report for the largest received packet, in microseconds. */
+  ackDelayMicros(nowMs: number): number {
+    return Math.max(0, Math.round((nowMs - this.largestReceivedTimeMs) * 1000))
+  }
+
+  onAckSent(): void {
+    this.ackPending = false
+    this.ackElicitingSinceAck = 0
+    this.ackDeadlineMs = Infinity
+  }
+
+  /** The peer has seen an ACK of ours covering up to `largestAcked`: stop repeating it. */
+  onAckAcknowledged(largestAcked: number): void {
+    this.received.removeBelow(largestAcked + 1)
+  }
+}

@@ -1,0 +1,349 @@
+import { SentPacket } from '../recovery/sent-packets.js'
+import { MessageState } from '../streams/outbound-message.js'
+import type { OutboundMessage } from '../streams/outbound-message.js'
+import { TraceName } from '../trace.js'
+import { ackFrameLimitedRanges, encodeAck, type AckFrame } from '../wire/frames/ack.js'
+import { encodeAbandon, abandonLength } from '../wire/frames/abandon.js'
+import { closeLength, encodeClose } from '../wire/frames/close.js'
+import { dataBlockedLength, encodeDataBlocked } from '../wire/frames/data-blocked.js'
+import { FrameType } from '../wire/frames/frame-type.js'
+import { encodeHello, helloLength } from '../wire/frames/hello.js'
+import { encodeMaxData, maxDataLength } from '../wire/frames/max-data.js'
+import { encodeMaxStreamData, maxStreamDataLength } from '../wire/frames/max-stream-data.js'
+import { encodeMessage, messageOverhead, type MessageFrame } from '../wire/frames/message.js'
+import { encodePathResponse } from '../wire/frames/path-response.js'
+import { encodeLongHeader, encodeShortHeader, longHeaderLength, shortHeaderLength } from '../wire/packet-header.js'
+import { encodeTruncated, packetNumberLength } from '../wire/pn-encoding.js'
+import { Writer } from '../wire/writer.js'
+import { RecordKind, SentRecord } from './sent-record.js'
+import type { Session } from './session.js'
+
+/** Clients pad their Initial datagrams so a server never amplifies (QUIC: 1200 bytes). */
+export const MIN_INITIAL_DATAGRAM_BYTES = 1200
+
+/** Reused frame object for MESSAGE encoding (the hot path allocates no frame objects). */
+const scratchMessage: MessageFrame = {
+  type: FrameType.MESSAGE,
+  streamId: 0,
+  msgSeq: 0,
+  msgLength: 0,
+  fragOffset: 0,
+  data: new Uint8Array(0),
+}
+
+/**
+ * Build the next datagram: ACK first, then control frames, then stream data by
+ * priority (retransmissions before new data), within the congestion window, the
+ * pacer and the peer's flow-control credit. Returns undefined when nothing is due.
+ */
+export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined => {
+  if (s.state === 'closing') return buildClosePacket(s, nowMs)
+  const isLong = s.state === 'connecting'
+  const maxBytes = isLong ? s.config.maxDatagramBytes : s.maxDatagramBytes
+  const packetNumber = s.nextPacketNumber
+  const pnLength = packetNumberLength(packetNumber, s.tracker.largestAcked >= 0 ? s.tracker.largestAcked : undefined)
+  const longFields = {
+    type: 'initial' as const,
+    dcid: s.remoteCid,
+    scid: s.localCid,
+    truncatedPn: encodeTruncated(packetNumber, pnLength),
+    pnLength,
+    payloadLength: 0,
+    lengthFieldBytes: 2 as const,
+  }
+  const headerBytes = isLong ? longHeaderLength(longFields) : shortHeaderLength(pnLength)
+  const end = maxBytes - s.protection.overheadBytes
+  const w = s.writer
+  w.reset()
+  w.offset = headerBytes
+
+  // What may go out now.
+  const cwndOpen = s.tracker.bytesInFlight + maxBytes <= s.cc.congestionWindowBytes
+  const probing = s.probesPending > 0
+  let pacedUntil = 0
+  let mayCarryData = (cwndOpen || probing) && s.state === 'established'
+  if (mayCarryData && !probing) {
+    const rate = s.cc.pacingRateBytesPerMs(s.rtt.smoothedRttMs)
+    const t = s.pacer.earliestSendTimeMs(nowMs, maxBytes, rate)
+    if (t > nowMs) {
+      pacedUntil = t
+      mayCarryData = false
+    }
+  }
+  const hasStreamWork = mayCarryData && anyStreamWork(s)
+  const hasControl = hasControlWork(s)
+  const ackDue = s.ackTracker.ackDue(nowMs)
+  if (!hasStreamWork && !hasControl && !ackDue) {
+    s.pacingBlockedUntilMs = pacedUntil > 0 && anyStreamWork(s) ? pacedUntil : 0
+    if (!cwndOpen || pacedUntil > 0) return undefined
+    if (s.tracker.bytesInFlight < s.cc.congestionWindowBytes && s.state === 'established') {
+      s.rate.onAppLimited(s.tracker.bytesInFlight)
+      s.cc.onAppLimited?.(nowMs, s.tracker.bytesInFlight)
+    }
+    return undefined
+  }
+  s.pacingBlockedUntilMs = 0
+
+  let records: SentRecord[] | null = null
+  const addRecord = (r: SentRecord): void => {
+    if (records === null) records = [r]
+    else records.push(r)
+  }
+  let ackEliciting = false
+  let largestAckedInAck = -1
+
+  // 1. ACK (limited to what fits, newest ranges first).
+  if (s.ackTracker.ackPending) {
+    const ranges = s.ackTracker.received.descendingInclusive(s.config.maxAckRanges)
+    if (ranges.length > 0) {
+      const full: AckFrame = {
+        type: FrameType.ACK,
+        largestAcked: ranges[0].largest,
+        ackDelayMicros: s.ackTracker.ackDelayMicros(nowMs),
+        ranges,
+      }
+      const frame = ackFrameLimitedRanges(full, Math.min(end - w.offset, 256))
+      if (frame !== undefined) {
+        encodeAck(w, frame)
+        largestAckedInAck = frame.largestAcked
+        s.ackTracker.onAckSent()
+      }
+    }
+  }
+
+  // 2. Control frames.
+  if (s.helloPending && end - w.offset >= helloLength({ type: FrameType.HELLO, params: s.localParams() })) {
+    encodeHello(w, { type: FrameType.HELLO, params: s.localParams() })
+    s.helloPending = false
+    ackEliciting = true
+    addRecord(new SentRecord(RecordKind.hello))
+  }
+  if (s.pathResponses !== null) {
+    while (s.pathResponses.length > 0 && end - w.offset >= 9) {
+      encodePathResponse(w, { type: FrameType.PATH_RESPONSE, data: s.pathResponses.shift()! })
+      ackEliciting = true
+    }
+  }
+  if (s.state === 'established') ackEliciting = writeFlowControl(s, w, end, addRecord) || ackEliciting
+
+  // 3. Stream data.
+  if (hasStreamWork) {
+    const wrote = writeStreamData(s, w, end, addRecord)
+    if (wrote) ackEliciting = true
+  }
+  if (!ackEliciting && (s.pingPending || s.probesPending > 0) && end - w.offset >= 1) {
+    w.u8(FrameType.PING)
+    ackEliciting = true
+  }
+  if (ackEliciting) s.pingPending = false
+  if (w.offset === headerBytes) return undefined
+
+  // Pad client Initials (anti-amplification) and make every packet long enough to parse.
+  if (isLong && s.role === 'client') {
+    while (w.offset < end) w.u8(FrameType.PADDING)
+  }
+  const payloadEnd = w.offset
+  const header = new Writer(w.buf, 0)
+  if (isLong) {
+    longFields.payloadLength = payloadEnd - headerBytes + s.protection.overheadBytes
+    encodeLongHeader(header, longFields)
+  } else {
+    encodeShortHeader(header, { dcid: s.remoteCid, truncatedPn: encodeTruncated(packetNumber, pnLength), pnLength, keyPhase: 0 })
+  }
+  const packetEnd = s.protection.seal(w.buf, { start: 0, payloadStart: headerBytes, payloadEnd, packetNumber })
+  const datagram = w.buf.slice(0, packetEnd)
+
+  // Bookkeeping.
+  s.nextPacketNumber++
+  const packet = new SentPacket<SentRecord>({
+    packetNumber,
+    sentTimeMs: nowMs,
+    sizeBytes: datagram.length,
+    ackEliciting,
+    inFlight: ackEliciting,
+    records,
+    largestAckedInAck,
+  })
+  if (ackEliciting) {
+    s.rate.onPacketSent(nowMs, s.tracker.bytesInFlight, packet)
+    s.lastSentAckElicitingMs = nowMs
+  }
+  s.tracker.onPacketSent(packet)
+  if (ackEliciting) {
+    s.cc.onPacketSent(nowMs, packet, s.tracker.bytesInFlight)
+    s.pacer.onPacketSent(nowMs, datagram.length, s.cc.pacingRateBytesPerMs(s.rtt.smoothedRttMs))
+    if (s.probesPending > 0) {
+      s.probesPending--
+      s.stats.probesSent++
+    }
+  }
+  s.stats.packetsSent++
+  s.stats.bytesSent += datagram.length
+  if (s.trace !== undefined) {
+    s.emitTrace(nowMs, TraceName.packetSent, {
+      packet_number: packetNumber,
+      header: isLong ? 'initial' : 'short',
+      size: datagram.length,
+      ack_eliciting: ackEliciting,
+      frames: records === null ? 0 : (records as SentRecord[]).length,
+    })
+  }
+  return datagram
+}
+
+const anyStreamWork = (s: Session): boolean => {
+  for (const stream of s.sendOrder) if (stream.hasWork) return true
+  return false
+}
+
+const hasControlWork = (s: Session): boolean =>
+  s.helloPending ||
+  s.pingPending ||
+  s.probesPending > 0 ||
+  (s.pathResponses !== null && s.pathResponses.length > 0) ||
+  (s.state === 'established' &&
+    (s.maxDataPending || s.dataBlockedPending || s.maxStreamDataPending !== null || creditDue(s)))
+
+/** Receive windows that should be advertised again. */
+const creditDue = (s: Session): boolean => {
+  if (s.sessionRecvCredit.nextGrant() !== undefined) return true
+  if (s.recvStreams !== null) for (const r of s.recvStreams.values()) if (r.credit?.nextGrant() !== undefined) return true
+  return false
+}
+
+/** MAX_DATA, MAX_STREAM_DATA, DATA_BLOCKED and ABANDON frames. Returns whether any was written. */
+const writeFlowControl = (s: Session, w: Writer, end: number, addRecord: (r: SentRecord) => void): boolean => {
+  let wrote = false
+  const grant = s.sessionRecvCredit.nextGrant()
+  if (grant !== undefined || s.maxDataPending) {
+    const maximum = grant ?? s.sessionRecvCredit.maxGrantedBytes
+    if (end - w.offset >= maxDataLength({ type: FrameType.MAX_DATA, maximum })) {
+      encodeMaxData(w, { type: FrameType.MAX_DATA, maximum })
+      s.sessionRecvCredit.markGranted(maximum)
+      s.maxDataPending = false
+      addRecord(new SentRecord(RecordKind.maxData))
+      wrote = true
+    }
+  }
+  if (s.recvStreams !== null) {
+    for (const r of s.recvStreams.values()) {
+      const credit = r.credit
+      if (credit === null) continue
+      const streamGrant = credit.nextGrant()
+      const repeat = s.maxStreamDataPending?.has(r.id) ?? false
+      if (streamGrant === undefined && !repeat) continue
+      const maximum = streamGrant ?? credit.maxGrantedBytes
+      const frame = { type: FrameType.MAX_STREAM_DATA, streamId: r.id, maximum } as const
+      if (end - w.offset < maxStreamDataLength(frame)) break
+      encodeMaxStreamData(w, frame)
+      credit.markGranted(maximum)
+      s.maxStreamDataPending?.delete(r.id)
+      addRecord(new SentRecord(RecordKind.maxStreamData, null, null, r.id))
+      wrote = true
+    }
+  }
+  if (s.maxStreamDataPending !== null && s.maxStreamDataPending.size === 0) s.maxStreamDataPending = null
+  if (s.dataBlockedPending && end - w.offset >= dataBlockedLength({ type: FrameType.DATA_BLOCKED, limit: s.sessionSendCredit.maxBytes })) {
+    encodeDataBlocked(w, { type: FrameType.DATA_BLOCKED, limit: s.sessionSendCredit.maxBytes })
+    s.dataBlockedPending = false
+    wrote = true
+  }
+  for (const stream of s.sendOrder) {
+    while (stream.abandons.length > 0) {
+      const a = stream.abandons[0]
+      const frame = { type: FrameType.ABANDON, streamId: stream.id, msgSeq: a.seq, flowCost: a.flowCost } as const
+      if (end - w.offset < abandonLength(frame)) return wrote
+      encodeAbandon(w, frame)
+      stream.abandons.shift()
+      addRecord(new SentRecord(RecordKind.abandon, stream, null, 0, a.seq, a.flowCost))
+      wrote = true
+    }
+  }
+  return wrote
+}
+
+/** Fill the rest of the packet with message fragments. Returns whether any was written. */
+const writeStreamData = (s: Session, w: Writer, end: number, addRecord: (r: SentRecord) => void): boolean => {
+  let wrote = false
+  // Messages already in this packet: a hedged second copy must go in another packet.
+  let inPacket: OutboundMessage | OutboundMessage[] | null = null
+  for (const stream of s.sendOrder) {
+    for (;;) {
+      const choice = stream.peek(s.sessionSendCredit.available())
+      if (choice === undefined) {
+        if (stream.queuedFirstSends > 0 && !stream.blockedOnStreamCredit()) noteSessionBlocked(s)
+        break
+      }
+      const msg = choice.msg
+      if (choice.isRetransmission && msg.state === MessageState.live && contains(inPacket, msg)) return wrote
+      const data = msg.fragData(choice.frag)
+      const overhead = messageOverhead({
+        streamId: stream.id,
+        msgSeq: msg.seq,
+        msgLength: msg.msgLength,
+        fragOffset: msg.fragOffset(choice.frag),
+        dataLength: data.length,
+      })
+      if (overhead + data.length > end - w.offset) return wrote
+      scratchMessage.streamId = stream.id
+      scratchMessage.msgSeq = msg.seq
+      scratchMessage.msgLength = msg.msgLength
+      scratchMessage.fragOffset = msg.fragOffset(choice.frag)
+      scratchMessage.data = data
+      encodeMessage(w, scratchMessage)
+      const cost = stream.commit(choice)
+      s.sessionSendCredit.chargedBytes += cost
+      if (choice.isRetransmission) s.stats.fragmentsRetransmitted++
+      addRecord(new SentRecord(RecordKind.fragment, stream, msg, choice.frag))
+      inPacket = inPacket === null ? msg : Array.isArray(inPacket) ? (inPacket.push(msg), inPacket) : [inPacket, msg]
+      wrote = true
+      if (end - w.offset < 8) break
+    }
+    if (end - w.offset < 8) break
+  }
+  scratchMessage.data = EMPTY
+  return wrote
+}
+
+const EMPTY = new Uint8Array(0)
+
+const contains = (set: OutboundMessage | OutboundMessage[] | null, msg: OutboundMessage): boolean =>
+  set === null ? false : Array.isArray(set) ? set.includes(msg) : set === msg
+
+/** Remember to tell the peer we are blocked by its session credit (once per limit). */
+const noteSessionBlocked = (s: Session): void => {
+  const credit = s.sessionSendCredit
+  if (credit.available() <= 0 && credit.blockedReportedAt !== credit.maxBytes) {
+    credit.blockedReportedAt = credit.maxBytes
+    s.dataBlockedPending = true
+  }
+}
+
+/** In the closing state: one CLOSE frame, answered again if the peer keeps sending. */
+const buildClosePacket = (s: Session, nowMs: number): Uint8Array | undefined => {
+  if (!s.closeSendPending || s.closeFrame === null) return undefined
+  s.closeSendPending = false
+  const frame = { type: FrameType.CLOSE, errorCode: s.closeFrame.errorCode, reason: s.closeFrame.reason.slice(0, 512) } as const
+  const packetNumber = s.nextPacketNumber++
+  const pnLength = 4
+  const w = s.writer
+  w.reset()
+  const isLong = s.remoteCid === s.originalDcid && s.role === 'client'
+  const fields = {
+    type: 'initial' as const,
+    dcid: s.remoteCid,
+    scid: s.localCid,
+    truncatedPn: encodeTruncated(packetNumber, pnLength),
+    pnLength: pnLength as 4,
+    payloadLength: closeLength(frame) + s.protection.overheadBytes,
+  }
+  if (isLong) encodeLongHeader(w, fields)
+  else encodeShortHeader(w, { dcid: s.remoteCid, truncatedPn: fields.truncatedPn, pnLength, keyPhase: 0 })
+  const payloadStart = w.offset
+  encodeClose(w, frame)
+  const packetEnd = s.protection.seal(w.buf, { start: 0, payloadStart, payloadEnd: w.offset, packetNumber })
+  s.stats.packetsSent++
+  s.stats.bytesSent += packetEnd
+  s.emitTrace(nowMs, TraceName.packetSent, { packet_number: packetNumber, size: packetEnd, frames: 'close' })
+  return w.buf.slice(0, packetEnd)
+}

@@ -1,0 +1,101 @@
+import type { CongestionControllerName } from '../cc/controller.js'
+import { ErrorCode, UsageError } from '../errors.js'
+import { MESSAGE_FLOW_OVERHEAD_BYTES } from '../flow-control.js'
+
+/** Tunables of one session. Every field has a default (see DEFAULT_SESSION_CONFIG). */
+export interface SessionConfig {
+  /** Largest UDP payload we send or accept (the peer's value caps ours). */
+  maxDatagramBytes: number
+  /** Largest message we accept; advertised to the peer. */
+  maxMessageBytes: number
+  /** Session-level receive window (flow cost bytes). */
+  sessionWindowBytes: number
+  /** Per-stream receive window (flow cost bytes); must hold one maximal message. */
+  streamWindowBytes: number
+  /** Stream ids the peer may use are below this. */
+  maxStreams: number
+  /** Longest we hold an ACK back for a lone ack-eliciting packet. */
+  maxAckDelayMs: number
+  /** Ack-eliciting packets that trigger an immediate ACK. */
+  ackElicitingThreshold: number
+  /** ACK ranges kept and reported at most. */
+  maxAckRanges: number
+  /** RTT assumed before the first sample. */
+  initialRttMs: number
+  /** RFC 9002 kPacketThreshold. */
+  packetThreshold: number
+  /** Timer granularity. */
+  granularityMs: number
+  /** Probe timeout multiplier per consecutive PTO (KCP uses 1.5 for interactive traffic, TCP 2). */
+  ptoBackoff: number
+  /** Upper bound of one probe timeout after backoff. */
+  maxPtoMs: number
+  /** Nothing received for this long while data is outstanding: the link is dead. */
+  deadLinkTimeoutMs: number
+  /** Nothing received for this long: the session ends silently. Advertised to the peer. */
+  idleTimeoutMs: number
+  /** Send a PING after this long without sending anything ack-eliciting (0 = never). */
+  keepAliveIntervalMs: number
+  congestionController: CongestionControllerName
+  /** Bytes of queued-but-unacknowledged messages the application may hold in the session. */
+  maxSendBufferBytes: number
+  /** Default deadline of realtime-stream messages, from the moment they are sent. */
+  realtimeDeadlineMs: number
+  /**
+   * Lost fragments of at most this many bytes are retransmitted twice (in separate
+   * packets): a cheap hedge so a chat message rarely needs a third round trip.
+   */
+  duplicateRetransmitMaxBytes: number
+  /** Pacer burst allowance. */
+  pacerBurstPackets: number
+}
+
+export const DEFAULT_SESSION_CONFIG: Readonly<SessionConfig> = Object.freeze({
+  maxDatagramBytes: 1200,
+  maxMessageBytes: 1 << 20,
+  sessionWindowBytes: 8 << 20,
+  streamWindowBytes: 4 << 20,
+  maxStreams: 64,
+  maxAckDelayMs: 5,
+  ackElicitingThreshold: 2,
+  maxAckRanges: 32,
+  initialRttMs: 250,
+  packetThreshold: 3,
+  granularityMs: 1,
+  ptoBackoff: 1.5,
+  maxPtoMs: 10_000,
+  deadLinkTimeoutMs: 20_000,
+  idleTimeoutMs: 60_000,
+  keepAliveIntervalMs: 0,
+  congestionController: 'bbr',
+  maxSendBufferBytes: 16 << 20,
+  realtimeDeadlineMs: 400,
+  duplicateRetransmitMaxBytes: 256,
+  pacerBurstPackets: 10,
+})
+
+const positive = (name: keyof SessionConfig, value: number): void => {
+  if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
+    throw new UsageError(ErrorCode.INTERNAL_ERROR, `session config ${name} must be a positive number, got ${String(value)}`)
+  }
+}
+
+/** Fill defaults and reject inconsistent settings with a clear message. */
+export const resolveSessionConfig = (partial: Partial<SessionConfig> = {}): SessionConfig => {
+  const c: SessionConfig = { ...DEFAULT_SESSION_CONFIG, ...partial }
+  for (const name of [
+    'maxDatagramBytes', 'maxMessageBytes', 'sessionWindowBytes', 'streamWindowBytes', 'maxStreams', 'maxAckDelayMs',
+    'ackElicitingThreshold', 'maxAckRanges', 'initialRttMs', 'packetThreshold', 'granularityMs', 'ptoBackoff',
+    'maxPtoMs', 'deadLinkTimeoutMs', 'idleTimeoutMs', 'maxSendBufferBytes', 'realtimeDeadlineMs', 'pacerBurstPackets',
+  ] as const) positive(name, c[name])
+  if (c.maxDatagramBytes < 1200 || c.maxDatagramBytes > 65_507) {
+    throw new UsageError(ErrorCode.INTERNAL_ERROR, `maxDatagramBytes must be within [1200, 65507], got ${c.maxDatagramBytes}`)
+  }
+  if (c.streamWindowBytes < c.maxMessageBytes + MESSAGE_FLOW_OVERHEAD_BYTES) {
+    throw new UsageError(ErrorCode.INTERNAL_ERROR, 'streamWindowBytes must hold at least one maxMessageBytes message')
+  }
+  if (c.sessionWindowBytes < c.streamWindowBytes) {
+    throw new UsageError(ErrorCode.INTERNAL_ERROR, 'sessionWindowBytes must be >= streamWindowBytes')
+  }
+  return c
+}

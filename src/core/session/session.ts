@@ -1,0 +1,645 @@
+import type { CongestionController } from '../cc/controller.js'
+import { DeliveryRateEstimator } from '../cc/delivery-rate.js'
+import { createCongestionController } from '../cc/index.js'
+import { Pacer } from '../cc/pacer.js'
+import { DecodeError, ErrorCode, PigeonError, UsageError, errorCodeName } from '../errors.js'
+import { RecvCredit, SendCredit } from '../flow-control.js'
+import { type PacketProtection, nullProtection } from '../protection.js'
+import { AckTracker } from '../recovery/ack-tracker.js'
+import { RttEstimator } from '../recovery/rtt.js'
+import { SentPacketTracker, type SentPacket } from '../recovery/sent-packets.js'
+import type { Rng } from '../rng.js'
+import { MessageState, OutboundMessage } from '../streams/outbound-message.js'
+import { RecvStream } from '../streams/recv-stream.js'
+import { SendStream } from '../streams/send-stream.js'
+import { StreamKind, isValidStreamKind, streamKindOf } from '../streams/stream-kind.js'
+import { TraceName, type TraceSink } from '../trace.js'
+import { CID_LENGTH, VERSION_V1, decodePacketHeader } from '../wire/packet-header.js'
+import { decodePacketNumber } from '../wire/pn-encoding.js'
+import { Reader } from '../wire/reader.js'
+import { type TransportParams, resolveTransportParams } from '../wire/transport-params.js'
+import { Writer } from '../wire/writer.js'
+import { buildPacket } from './assemble.js'
+import { type SessionConfig, resolveSessionConfig } from './config.js'
+import { type SessionEvent, type SessionState, type SessionStats, newSessionStats } from './events.js'
+import { handleFrames } from './receive.js'
+import { RecordKind, type SentRecord } from './sent-record.js'
+import { maxChunkBytes } from './sizing.js'
+
+export interface SessionOptions {
+  role: 'client' | 'server'
+  nowMs: number
+  rng: Rng
+  config?: Partial<SessionConfig>
+  trace?: TraceSink
+  protection?: PacketProtection
+  /** Our connection id (8 bytes); random when omitted. */
+  localCid?: Uint8Array
+  /** Server: the client's connection id (its Initial's source CID). */
+  remoteCid?: Uint8Array
+}
+
+export interface SendOptions {
+  /** Give up (stop retransmitting, report message_expired) at this absolute time. */
+  expiresAtMs?: number
+}
+
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
+
+/**
+ * One session of the pigeon protocol, sans-IO (quinn-proto style): feed it datagrams
+ * and timeouts with the current time, drain datagrams, its next deadline and events.
+ * Nothing in here reads a clock, draws randomness of its own, or owns a timer.
+ *
+ * Fields are public for the sibling modules (assemble.ts, receive.ts) that make up the
+ * session; applications use the methods.
+ */
+export class Session {
+  readonly role: 'client' | 'server'
+  readonly config: SessionConfig
+  readonly rng: Rng
+  readonly trace: TraceSink | undefined
+  readonly protection: PacketProtection
+  readonly localCid: Uint8Array
+  remoteCid: Uint8Array
+  /** The CID the client first addressed (server accepts Initial packets to it). */
+  originalDcid: Uint8Array | undefined
+  readonly traceId: string
+  state: SessionState = 'connecting'
+  readonly stats: SessionStats = newSessionStats()
+
+  // --- peer parameters (defaults until its HELLO arrives) ---
+  peerParams: Required<TransportParams>
+  maxDatagramBytes: number
+  idleTimeoutMs: number
+
+  // --- recovery ---
+  readonly rtt: RttEstimator
+  readonly tracker: SentPacketTracker<SentRecord>
+  readonly ackTracker: AckTracker
+  readonly cc: CongestionController
+  readonly rate = new DeliveryRateEstimator()
+  readonly pacer: Pacer
+  nextPacketNumber = 0
+  ptoCount = 0
+  probesPending = 0
+  pacingBlockedUntilMs = 0
+  lastReceivedMs: number
+  lastSentAckElicitingMs: number
+
+  // --- flow control and streams ---
+  readonly sessionSendCredit: SendCredit
+  readonly sessionRecvCredit: RecvCredit
+  readonly sendStreams = new Map<number, SendStream>()
+  /** Send streams ordered by priority, then id. */
+  sendOrder: SendStream[] = []
+  recvStreams: Map<number, RecvStream> | null = null
+  sendBufferBytes = 0
+  nextExpiryMs = Infinity
+
+  // --- pending control frames ---
+  helloPending: boolean
+  helloAcked = false
+  pingPending = false
+  maxDataPending = false
+  /** Stream ids whose MAX_STREAM_DATA must be (re)sent. */
+  maxStreamDataPending: Set<number> | null = null
+  dataBlockedPending = false
+  pathResponses: Uint8Array[] | null = null
+  closeFrame: { errorCode: number; reason: string } | null = null
+  closeSendPending = false
+  closeDeadlineMs = Infinity
+
+  private events: SessionEvent[] = []
+  private eventHead = 0
+  /** Reused for building packets. */
+  readonly writer: Writer
+
+  constructor(opts: SessionOptions) {
+    this.role = opts.role
+    this.config = resolveSessionConfig(opts.config)
+    this.rng = opts.rng
+    this.trace = opts.trace
+    this.protection = opts.protection ?? nullProtection
+    this.localCid = opts.localCid ?? this.randomCid()
+    this.remoteCid = opts.remoteCid ?? this.randomCid()
+    if (this.role === 'client') this.originalDcid = this.remoteCid
+    this.traceId = hex(this.localCid)
+    this.peerParams = resolveTransportParams({})
+    this.maxDatagramBytes = this.config.maxDatagramBytes
+    this.idleTimeoutMs = this.config.idleTimeoutMs
+    this.rtt = new RttEstimator({ initialRttMs: this.config.initialRttMs, maxAckDelayMs: this.peerParams.maxAckDelayMs })
+    this.tracker = new SentPacketTracker<SentRecord>({ packetThreshold: this.config.packetThreshold })
+    this.ackTracker = new AckTracker({
+      maxAckDelayMs: this.config.maxAckDelayMs,
+      ackElicitingThreshold: this.config.ackElicitingThreshold,
+      maxRanges: this.config.maxAckRanges,
+    })
+    this.cc = createCongestionController(this.config.congestionController, { maxDatagramBytes: this.config.maxDatagramBytes })
+    this.pacer = new Pacer({ maxBurstBytes: this.config.pacerBurstPackets * this.config.maxDatagramBytes })
+    this.sessionSendCredit = new SendCredit(this.peerParams.initialMaxData)
+    this.sessionRecvCredit = new RecvCredit(this.config.sessionWindowBytes)
+    this.lastReceivedMs = opts.nowMs
+    this.lastSentAckElicitingMs = opts.nowMs
+    this.helloPending = this.role === 'client'
+    this.writer = new Writer(this.config.maxDatagramBytes)
+    this.emitTrace(opts.nowMs, TraceName.sessionStateUpdated, { new: 'connecting', role: this.role })
+  }
+
+  // ---------------------------------------------------------------- application API
+
+  /** Queue a message on a stream; returns its sequence number. Call pollTransmit after. */
+  send(nowMs: number, streamId: number, data: Uint8Array, opts: SendOptions = {}): number {
+    if (this.state === 'closing' || this.state === 'draining' || this.state === 'closed') {
+      throw new UsageError(ErrorCode.APPLICATION_CLOSE, `session is ${this.state}`)
+    }
+    if (!Number.isSafeInteger(streamId) || streamId < 0 || !isValidStreamKind(streamId)) {
+      throw new UsageError(ErrorCode.STREAM_LIMIT_ERROR, `invalid stream id ${streamId}`)
+    }
+    if (streamId >= this.peerParams.maxStreams) {
+      throw new UsageError(ErrorCode.STREAM_LIMIT_ERROR, `stream id ${streamId} >= peer limit ${this.peerParams.maxStreams}`)
+    }
+    const limit = Math.min(this.config.maxMessageBytes, this.peerParams.maxMessageBytes)
+    if (data.length > limit) {
+      throw new UsageError(ErrorCode.MESSAGE_TOO_LARGE, `message of ${data.length} bytes exceeds the limit of ${limit}`)
+    }
+    if (this.sendBufferBytes + data.length > this.config.maxSendBufferBytes) {
+      throw new UsageError(ErrorCode.FLOW_CONTROL_ERROR, `send buffer full (${this.sendBufferBytes} bytes queued)`)
+    }
+    const stream = this.sendStream(streamId)
+    let expiresAtMs = opts.expiresAtMs ?? Infinity
+    if (stream.kind === StreamKind.realtime && expiresAtMs === Infinity) expiresAtMs = nowMs + this.config.realtimeDeadlineMs
+    const seq = stream.nextSeq
+    const msg = new OutboundMessage({
+      streamId,
+      seq,
+      data,
+      expiresAtMs,
+      chunkBytes: maxChunkBytes({
+        maxDatagramBytes: this.maxDatagramBytes,
+        protectionOverheadBytes: this.protection.overheadBytes,
+        streamId,
+        seq,
+        msgLength: data.length,
+      }),
+    })
+    stream.enqueue(msg)
+    this.sendBufferBytes += data.length
+    if (expiresAtMs < this.nextExpiryMs) this.nextExpiryMs = expiresAtMs
+    this.stats.messagesSent++
+    if (this.trace !== undefined) {
+      this.emitTrace(nowMs, TraceName.messageSent, { stream_id: streamId, seq, length: data.length, fragments: msg.fragCount })
+    }
+    return seq
+  }
+
+  /** Close gracefully: the peer is told with a CLOSE frame carrying `code`. */
+  close(nowMs: number, code: number = ErrorCode.NO_ERROR, reason = ''): void {
+    if (this.state === 'closing' || this.state === 'draining' || this.state === 'closed') return
+    this.closeFrame = { errorCode: code, reason }
+    this.closeSendPending = true
+    this.enterTerminal(nowMs, 'closing', { type: 'closed', code, reason, byPeer: false })
+  }
+
+  /** Connecting or established (not closing, draining or closed). */
+  isActive(): boolean {
+    return this.state === 'connecting' || this.state === 'established'
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed'
+  }
+
+  get isEstablished(): boolean {
+    return this.state === 'established'
+  }
+
+  // ---------------------------------------------------------------- sans-IO driving
+
+  /** One datagram from the peer. `datagram` must not be reused by the caller afterwards. */
+  handleDatagram(nowMs: number, datagram: Uint8Array): void {
+    if (this.state === 'closed' || this.state === 'draining') {
+      this.stats.droppedAfterClose++
+      return
+    }
+    if (this.state === 'closing') {
+      // Answer with CLOSE again (the first one may have been lost), process nothing.
+      this.stats.droppedAfterClose++
+      this.closeSendPending = true
+      return
+    }
+    this.stats.bytesReceived += datagram.length
+    let offset = 0
+    while (offset < datagram.length && this.isActive()) {
+      let header
+      try {
+        header = decodePacketHeader(datagram, offset)
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err
+        this.drop(nowMs, 'malformed_header')
+        return
+      }
+      offset = header.packetEnd
+      if (header.type === 'short') {
+        if (!sameBytes(header.dcid, this.localCid)) {
+          this.drop(nowMs, 'unknown_connection_id')
+          continue
+        }
+      } else if (header.type === 'initial' || header.type === 'handshake') {
+        if (header.version !== VERSION_V1) {
+          this.drop(nowMs, 'unsupported_version')
+          continue
+        }
+        const toUs = sameBytes(header.dcid, this.localCid) || (this.originalDcid !== undefined && sameBytes(header.dcid, this.originalDcid))
+        if (!toUs) {
+          this.drop(nowMs, 'unknown_connection_id')
+          continue
+        }
+        if (this.role === 'client' && this.state === 'connecting' && header.scid.length === CID_LENGTH) {
+          this.remoteCid = header.scid.slice()
+        }
+      } else if (header.type === 'version-negotiation' && this.role === 'client' && this.state === 'connecting') {
+        this.closeWithError(nowMs, ErrorCode.VERSION_MISMATCH, `server speaks ${header.versions.map((v) => v.toString(16)).join(',')}`)
+        return
+      } else {
+        this.drop(nowMs, `unexpected_${header.type}`)
+        continue
+      }
+      let packetNumber: number
+      try {
+        packetNumber = decodePacketNumber({
+          truncated: header.truncatedPn,
+          lengthBytes: header.pnLength,
+          largestReceived: this.ackTracker.largestReceived < 0 ? undefined : this.ackTracker.largestReceived,
+        })
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err
+        this.drop(nowMs, 'bad_packet_number')
+        continue
+      }
+      const payload = this.protection.open(datagram.subarray(header.packetStart, header.packetEnd), {
+        headerLength: header.headerLength,
+        packetNumber,
+      })
+      if (payload === null) {
+        this.stats.droppedUndecryptable++
+        this.drop(nowMs, 'integrity_check_failed', false)
+        continue
+      }
+      if (this.ackTracker.isDuplicate(packetNumber)) {
+        this.stats.droppedDuplicate++
+        this.drop(nowMs, 'duplicate', false)
+        continue
+      }
+      this.onPacket(nowMs, packetNumber, payload, header.type === 'short', datagram.length)
+    }
+  }
+
+  /** Call when `nowMs >= pollTimeout()`. */
+  handleTimeout(nowMs: number): void {
+    if (this.state === 'closed') return
+    if (this.state === 'closing' || this.state === 'draining') {
+      if (nowMs >= this.closeDeadlineMs) this.setState(nowMs, 'closed')
+      return
+    }
+    if (nowMs >= this.lastReceivedMs + this.idleTimeoutMs) {
+      this.pushEvent({ type: 'closed', code: ErrorCode.IDLE_TIMEOUT, reason: 'idle timeout', byPeer: false })
+      this.setState(nowMs, 'closed')
+      this.releaseAll()
+      return
+    }
+    if (this.tracker.lossTimeMs <= nowMs) this.detectLosses(nowMs)
+    else if (this.ptoDeadlineMs() <= nowMs) this.onProbeTimeout(nowMs)
+    if (!this.isActive()) return
+    const keepAlive = this.config.keepAliveIntervalMs
+    if (keepAlive > 0 && this.state === 'established' && nowMs >= this.lastSentAckElicitingMs + keepAlive) this.pingPending = true
+    if (this.nextExpiryMs <= nowMs) this.expireMessages(nowMs)
+    if (this.pacingBlockedUntilMs <= nowMs) this.pacingBlockedUntilMs = 0
+  }
+
+  /** The next datagram to send, or undefined when there is nothing to send right now. */
+  pollTransmit(nowMs: number): Uint8Array | undefined {
+    if (this.state === 'closed' || this.state === 'draining') return undefined
+    return buildPacket(this, nowMs)
+  }
+
+  /** Absolute time of the next deadline, or undefined when none is armed. */
+  pollTimeout(): number | undefined {
+    if (this.state === 'closed') return undefined
+    if (this.state === 'closing' || this.state === 'draining') return this.closeDeadlineMs
+    let t = this.lastReceivedMs + this.idleTimeoutMs
+    if (this.ackTracker.ackPending && this.ackTracker.ackDeadlineMs < t) t = this.ackTracker.ackDeadlineMs
+    const recovery = this.tracker.lossTimeMs !== Infinity ? this.tracker.lossTimeMs : this.ptoDeadlineMs()
+    if (recovery < t) t = recovery
+    if (this.config.keepAliveIntervalMs > 0 && this.state === 'established') {
+      const k = this.lastSentAckElicitingMs + this.config.keepAliveIntervalMs
+      if (k < t) t = k
+    }
+    if (this.pacingBlockedUntilMs > 0 && this.pacingBlockedUntilMs < t) t = this.pacingBlockedUntilMs
+    if (this.nextExpiryMs < t) t = this.nextExpiryMs
+    return t
+  }
+
+  pollEvent(): SessionEvent | undefined {
+    if (this.eventHead >= this.events.length) return undefined
+    const e = this.events[this.eventHead++]
+    if (this.eventHead === this.events.length) {
+      this.events.length = 0
+      this.eventHead = 0
+    }
+    return e
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private onPacket(nowMs: number, packetNumber: number, payload: Uint8Array, isShort: boolean, datagramBytes: number): void {
+    let ackEliciting: boolean
+    try {
+      ackEliciting = handleFrames(this, nowMs, new Reader(payload))
+    } catch (err) {
+      if (err instanceof PigeonError) {
+        this.closeWithError(nowMs, err.code, err.message)
+        return
+      }
+      throw err
+    }
+    this.stats.packetsReceived++
+    this.lastReceivedMs = nowMs
+    this.ackTracker.onPacketReceived(nowMs, packetNumber, ackEliciting)
+    if (isShort && this.role === 'server' && this.state === 'connecting') this.onEstablished(nowMs)
+    if (this.trace !== undefined) {
+      this.emitTrace(nowMs, TraceName.packetReceived, { packet_number: packetNumber, size: datagramBytes, ack_eliciting: ackEliciting })
+    }
+  }
+
+  /** Apply the peer's transport parameters from its HELLO. */
+  applyPeerParams(params: TransportParams): void {
+    this.peerParams = resolveTransportParams(params)
+    this.maxDatagramBytes = Math.max(1200, Math.min(this.config.maxDatagramBytes, this.peerParams.maxDatagramBytes))
+    this.idleTimeoutMs = Math.min(this.config.idleTimeoutMs, this.peerParams.maxIdleTimeoutMs)
+    this.rtt.maxAckDelayMs = this.peerParams.maxAckDelayMs
+    this.sessionSendCredit.update(this.peerParams.initialMaxData)
+  }
+
+  localParams(): TransportParams {
+    return {
+      maxIdleTimeoutMs: this.config.idleTimeoutMs,
+      maxDatagramBytes: this.config.maxDatagramBytes,
+      initialMaxData: this.config.sessionWindowBytes,
+      initialMaxStreamData: this.config.streamWindowBytes,
+      maxStreams: this.config.maxStreams,
+      maxAckDelayMs: this.config.maxAckDelayMs,
+      maxMessageBytes: this.config.maxMessageBytes,
+    }
+  }
+
+  onEstablished(nowMs: number): void {
+    if (this.state !== 'connecting') return
+    this.setState(nowMs, 'established')
+    this.pushEvent({ type: 'connected' })
+  }
+
+  sendStream(streamId: number): SendStream {
+    let s = this.sendStreams.get(streamId)
+    if (s === undefined) {
+      s = new SendStream({ id: streamId, initialMaxBytes: this.peerParams.initialMaxStreamData })
+      this.sendStreams.set(streamId, s)
+      this.sendOrder.push(s)
+      this.sendOrder.sort((a, b) => a.priority - b.priority || a.id - b.id)
+    }
+    return s
+  }
+
+  recvStream(streamId: number): RecvStream {
+    if (this.recvStreams === null) this.recvStreams = new Map()
+    let s = this.recvStreams.get(streamId)
+    if (s === undefined) {
+      s = new RecvStream({ id: streamId, windowBytes: this.config.streamWindowBytes, sessionCredit: this.sessionRecvCredit })
+      this.recvStreams.set(streamId, s)
+    }
+    return s
+  }
+
+  ptoDeadlineMs(): number {
+    if (this.tracker.ackElicitingInFlight === 0) return Infinity
+    const base = this.rtt.probeTimeoutMs(this.config.granularityMs) * this.config.ptoBackoff ** this.ptoCount
+    return this.tracker.lastAckElicitingSentMs + Math.min(base, this.config.maxPtoMs)
+  }
+
+  persistentCongestionMs(): number {
+    return 3 * this.rtt.probeTimeoutMs(this.config.granularityMs)
+  }
+
+  /** Run time/packet-threshold loss detection and react to what was lost. */
+  detectLosses(nowMs: number): void {
+    const { lost, persistentCongestion } = this.tracker.detectLosses(
+      nowMs,
+      this.rtt.lossDelayMs(this.config.granularityMs),
+      this.persistentCongestionMs(),
+    )
+    if (lost.length === 0) return
+    let lostBytes = 0
+    let largestLostSentTimeMs = 0
+    for (const p of lost) {
+      lostBytes += p.sizeBytes
+      if (p.sentTimeMs > largestLostSentTimeMs) largestLostSentTimeMs = p.sentTimeMs
+      this.stats.packetsLost++
+      if (this.trace !== undefined) {
+        const trigger = p.packetNumber <= this.tracker.largestAcked - this.config.packetThreshold ? 'reordering_threshold' : 'time_threshold'
+        this.emitTrace(nowMs, TraceName.packetLost, { packet_number: p.packetNumber, size: p.sizeBytes, trigger })
+      }
+      this.requeueRecords(nowMs, p, false)
+    }
+    this.cc.onLoss(nowMs, {
+      lostBytes,
+      largestLostSentTimeMs,
+      persistentCongestion: persistentCongestion && this.rtt.hasSample,
+      bytesInFlight: this.tracker.bytesInFlight,
+    })
+  }
+
+  private onProbeTimeout(nowMs: number): void {
+    const silentMs = nowMs - this.lastReceivedMs
+    if (silentMs >= this.config.deadLinkTimeoutMs) {
+      this.pushEvent({ type: 'dead_link', silentMs })
+      this.closeWithError(nowMs, ErrorCode.DEAD_LINK, `nothing heard for ${Math.round(silentMs)} ms`)
+      return
+    }
+    this.ptoCount++
+    this.probesPending = 2
+    let requeued = 0
+    for (const p of this.tracker.oldestAckEliciting(2)) requeued += this.requeueRecords(nowMs, p, true)
+    if (requeued === 0) this.pingPending = true
+    if (this.trace !== undefined) this.emitTrace(nowMs, 'recovery:loss_timer_updated', { event_type: 'expired', pto_count: this.ptoCount })
+  }
+
+  /** Put back what a lost (or probed) packet carried; returns how many items were requeued. */
+  requeueRecords(nowMs: number, p: SentPacket<SentRecord>, isProbe: boolean): number {
+    const records = p.records
+    if (records === null) return 0
+    let n = 0
+    for (const r of records) {
+      switch (r.kind) {
+        case RecordKind.fragment: {
+          const msg = r.msg!
+          if (msg.state !== MessageState.live || nowMs >= msg.expiresAtMs) break
+          const small = msg.fragLength(r.index) <= this.config.duplicateRetransmitMaxBytes && !isProbe
+          if (r.stream!.requeue(msg, r.index, small ? 2 : 1)) n++
+          break
+        }
+        case RecordKind.maxData:
+          this.maxDataPending = true
+          n++
+          break
+        case RecordKind.maxStreamData:
+          if (this.maxStreamDataPending === null) this.maxStreamDataPending = new Set()
+          this.maxStreamDataPending.add(r.index)
+          n++
+          break
+        case RecordKind.abandon:
+          r.stream!.abandons.push({ seq: r.seq, flowCost: r.cost })
+          n++
+          break
+        case RecordKind.hello:
+          if (!this.helloAcked) {
+            this.helloPending = true
+            n++
+          }
+          break
+        default:
+          break
+      }
+    }
+    return n
+  }
+
+  /** Fragment acknowledged: complete messages are reported and released. */
+  onRecordAcked(r: SentRecord): void {
+    if (r.kind === RecordKind.hello) {
+      this.helloAcked = true
+      return
+    }
+    if (r.kind !== RecordKind.fragment) return
+    const msg = r.msg!
+    if (msg.state !== MessageState.live || !msg.markAcked(r.index) || !msg.isComplete) return
+    msg.state = MessageState.acked
+    this.sendBufferBytes -= msg.msgLength
+    msg.release()
+    r.stream!.pruneLive()
+    this.stats.messagesAcked++
+    this.pushEvent({ type: 'message_acked', streamId: msg.streamId, seq: msg.seq })
+  }
+
+  /** Abandon every live message past its expiry; recompute the next expiry. */
+  expireMessages(nowMs: number): void {
+    let next = Infinity
+    for (const stream of this.sendOrder) {
+      if (stream.liveCount === 0) continue
+      for (const msg of stream.liveMessages()) {
+        if (msg.state !== MessageState.live) continue
+        if (msg.expiresAtMs > nowMs) {
+          if (msg.expiresAtMs < next) next = msg.expiresAtMs
+          continue
+        }
+        msg.state = MessageState.abandoned
+        this.sendBufferBytes -= msg.msgLength
+        msg.release()
+        this.stats.messagesExpired++
+        if (stream.credit !== null) stream.abandons.push({ seq: msg.seq, flowCost: msg.chargedBytes })
+        this.pushEvent({ type: 'message_expired', streamId: msg.streamId, seq: msg.seq })
+        if (this.trace !== undefined) this.emitTrace(nowMs, TraceName.messageExpired, { stream_id: msg.streamId, seq: msg.seq })
+      }
+      stream.pruneLive()
+    }
+    this.nextExpiryMs = next
+  }
+
+  /** Deliver a message to the application. */
+  deliver(nowMs: number, streamId: number, seq: number, data: Uint8Array): void {
+    this.stats.messagesDelivered++
+    this.pushEvent({ type: 'message', streamId, seq, data })
+    if (this.trace !== undefined) this.emitTrace(nowMs, TraceName.messageDelivered, { stream_id: streamId, seq, length: data.length })
+  }
+
+  onPeerClose(nowMs: number, errorCode: number, reason: string): void {
+    this.enterTerminal(nowMs, 'draining', { type: 'closed', code: errorCode, reason, byPeer: true })
+  }
+
+  closeWithError(nowMs: number, code: number, reason: string): void {
+    if (this.trace !== undefined) this.emitTrace(nowMs, TraceName.sessionClosed, { code: errorCodeName(code), reason })
+    this.close(nowMs, code, reason)
+  }
+
+  private enterTerminal(nowMs: number, state: 'closing' | 'draining', event: SessionEvent): void {
+    this.closeDeadlineMs = nowMs + 3 * this.rtt.probeTimeoutMs(this.config.granularityMs)
+    this.setState(nowMs, state)
+    this.pushEvent(event)
+    this.releaseAll()
+  }
+
+  /** Drop every queued message and buffer: nothing more will be sent or delivered. */
+  private releaseAll(): void {
+    for (const p of this.tracker.drain()) p.records = null
+    this.sendStreams.clear()
+    this.sendOrder = []
+    this.recvStreams = null
+    this.sendBufferBytes = 0
+    this.nextExpiryMs = Infinity
+  }
+
+  setState(nowMs: number, state: SessionState): void {
+    if (this.state === state) return
+    const old = this.state
+    this.state = state
+    this.emitTrace(nowMs, TraceName.sessionStateUpdated, { old, new: state })
+  }
+
+  pushEvent(e: SessionEvent): void {
+    this.events.push(e)
+  }
+
+  drop(nowMs: number, reason: string, countMalformed = true): void {
+    if (reason === 'unknown_connection_id') this.stats.droppedUnknownConnection++
+    else if (countMalformed) this.stats.droppedMalformed++
+    if (this.trace !== undefined) this.emitTrace(nowMs, TraceName.packetDropped, { trigger: reason })
+  }
+
+  emitTrace(nowMs: number, name: string, data: Record<string, unknown>): void {
+    if (this.trace !== undefined) this.trace({ time: nowMs, name, data, session: this.traceId })
+  }
+
+  private randomCid(): Uint8Array {
+    const cid = new Uint8Array(CID_LENGTH)
+    this.rng.fillBytes(cid)
+    return cid
+  }
+
+  /** Internal sizes, for tests asserting bounded memory. */
+  debugSizes(): Record<string, number> {
+    let recvPending = 0
+    if (this.recvStreams !== null) for (const r of this.recvStreams.values()) recvPending += r.pendingCount
+    let live = 0
+    let retx = 0
+    for (const s of this.sendOrder) {
+      live += s.liveCount
+      retx += s.retransmitQueueLength
+    }
+    return {
+      sentPacketsTracked: this.tracker.outstandingCount,
+      ackRanges: this.ackTracker.received.rangeCount,
+      recvPendingMessages: recvPending,
+      liveSendMessages: live,
+      retransmitQueue: retx,
+      events: this.events.length - this.eventHead,
+      sendBufferBytes: this.sendBufferBytes,
+    }
+  }
+}
+
+export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+export const streamKindName = (streamId: number): string => ['ordered', 'unordered', 'realtime', 'reserved'][streamKindOf(streamId)]
