@@ -22,71 +22,30 @@
  */
 import { SeededRng } from '../core/rng.js'
 import { EventQueue } from './event-queue.js'
-import { LinkImpairment, type DropReason, type ImpairmentConfig } from './models/impairment.js'
+import { LinkImpairment, type ImpairmentConfig } from './models/impairment.js'
+import {
+  SimLivelockError,
+  deriveSeed,
+  type SimAddress,
+  type SimDropReason,
+  type SimNetworkOptions,
+  type SimNode,
+  type SimPacketData,
+  type SimStats,
+  type SimTraceEvent,
+} from './sim-types.js'
 
-export type SimAddress = string
-
-export interface SimNode {
-  handleDatagram(nowMs: number, bytes: Uint8Array, from: SimAddress): void
-  handleTimeout(nowMs: number): void
-  pollTransmit(nowMs: number): { bytes: Uint8Array; to: SimAddress } | undefined
-  /** Absolute ms of the node's next deadline. */
-  pollTimeout(): number | undefined
-}
-
-export type SimDropReason = DropReason | 'no_route'
-
-export type SimPacketData = {
-  /** Per-network datagram number (a duplicate shares its original's id). */
-  id: number
-  from: SimAddress
-  to: SimAddress
-  size: number
-  sentAtMs: number
-  reason?: SimDropReason
-  duplicate?: boolean
-  corrupted?: boolean
-}
-
-export interface SimTraceEvent {
-  time: number
-  name: 'sim:packet_sent' | 'sim:packet_dropped' | 'sim:packet_delivered'
-  data: SimPacketData
-}
-
-export interface SimStats {
-  /** Datagrams taken from nodes' pollTransmit (and inject). */
-  sent: number
-  /** Copies handed to a node's handleDatagram. */
-  delivered: number
-  /** Total of droppedByReason. */
-  dropped: number
-  droppedByReason: Record<SimDropReason, number>
-  duplicated: number
-  corrupted: number
-  /** Events processed (stale timeout entries not counted). */
-  events: number
-  /** handleTimeout calls. */
-  timeouts: number
-}
-
-export interface SimNetworkOptions {
-  seed: number
-  startMs?: number
-  onEvent?: (e: SimTraceEvent) => void
-  /** Default maxEvents for runUntil (1,000,000). */
-  maxEvents?: number
-}
-
-/** Thrown by runUntil past maxEvents, or when a node keeps transmitting without end. */
-export class SimLivelockError extends Error {
-  readonly seed: number
-  constructor(seed: number, message: string) {
-    super(message)
-    this.name = 'SimLivelockError'
-    this.seed = seed
-  }
-}
+export {
+  SimLivelockError,
+  deriveSeed,
+  type SimAddress,
+  type SimDropReason,
+  type SimNetworkOptions,
+  type SimNode,
+  type SimPacketData,
+  type SimStats,
+  type SimTraceEvent,
+} from './sim-types.js'
 
 interface NodeRecord {
   address: SimAddress
@@ -105,18 +64,6 @@ type SimEvent =
   | { kind: 'action'; action: (nowMs: number) => void }
 
 const MAX_TRANSMITS_PER_DRAIN = 1_000_000
-
-/** 32-bit seed for a labelled sub-stream: FNV-1a of the label mixed with the seed. */
-export function deriveSeed(seed: number, label: string): number {
-  let h = 0x811c9dc5 ^ (seed >>> 0)
-  for (let i = 0; i < label.length; i++) {
-    h ^= label.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
-  return (h ^ (h >>> 16)) >>> 0
-}
 
 export class SimNetwork {
   readonly seed: number
@@ -172,6 +119,11 @@ export class SimNetwork {
     this.nodes.delete(oldAddress)
     rec.address = newAddress
     this.nodes.set(newAddress, rec)
+  }
+
+  /** Same as rebind. */
+  setNodeAddress(oldAddress: SimAddress, newAddress: SimAddress): void {
+    this.rebind(oldAddress, newAddress)
   }
 
   hasNode(address: SimAddress): boolean {
@@ -306,7 +258,7 @@ export class SimNetwork {
       case 'timeout': {
         const rec = ev.rec
         rec.scheduledTimeoutMs = undefined
-        const deadline = rec.node.pollTimeout()
+        const deadline = this.guard(rec, () => rec.node.pollTimeout())
         if (deadline !== undefined && deadline <= this.now) {
           this.stats.timeouts++
           this.guard(rec, () => rec.node.handleTimeout(this.now))

@@ -143,7 +143,7 @@ export const runPathSim = (o: PathSimOptions): PathSimResult => {
       if (p.acked || p.lost) continue
       if (!timeThresholdOnly && p.packetNumber >= largestAcked) break
       const byCount = largestAcked - p.packetNumber >= 3
-      if (timeThresholdOnly || byCount || p.sentTimeMs <= now - lossDelayMs) {
+      if (timeThresholdOnly || byCount || p.sentTimeMs + lossDelayMs <= now) {
         p.lost = true
         bytesInFlight -= p.sizeBytes
         lostBytes += p.sizeBytes

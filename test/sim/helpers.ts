@@ -1,9 +1,9 @@
 /** Shared statistics helpers for the simulator tests (not a test file itself). */
+import type { Test } from 'tap'
 import type { Rng } from '../../src/core/rng.js'
 
-export interface Asserter {
-  ok(value: unknown, message?: string): void
-}
+/** The few assertions the helpers use (any tap Test). */
+export type Asserter = Pick<Test, 'ok' | 'equal' | 'match'>
 
 /**
  * Asserts |observed - expected| <= k * sigma and says so with the numbers, the
@@ -74,7 +74,7 @@ export class CountingRng implements Rng {
 
 /** Asserts fn throws a ConfigError-like error with this field and message. */
 export function expectConfigError(
-  t: Asserter & { equal(a: unknown, b: unknown, m?: string): void; match(a: unknown, b: unknown, m?: string): void },
+  t: Asserter,
   fn: () => unknown,
   field: string,
   message: string | RegExp,

@@ -190,7 +190,10 @@ export const parseCli = (argv: string[]): CliConfig => {
   const mode = v.help ? 'help' : v['list-presets'] ? 'list-presets' : v['print-config'] ? 'print-config' : 'run'
 
   const layers: ProfileLayer[] = []
-  if (str('profile')) layers.push(inFile(str('profile')!, () => parseProfileLayer(readJsonFile('--profile', str('profile')!))))
+  if (str('profile')) {
+    const raw = readJsonFile('--profile', str('profile')!)
+    layers.push(inFile(str('profile')!, () => parseProfileLayer(raw)))
+  }
   if (str('script')) {
     const raw = readJsonFile('--script', str('script')!)
     layers.push(inFile(str('script')!, () => parseProfileLayer(Array.isArray(raw) ? raw : { script: raw })))

@@ -153,6 +153,7 @@ export class TcpProxy extends EventEmitter {
   private onData(pipe: Pipe, chunk: Buffer): void {
     const stats = this.stats[pipe.direction]
     stats.bytesIn += chunk.length
+    if (this.listenerCount('data') > 0) this.emit('data', { direction: pipe.direction, bytes: chunk.length })
     const conn = pipe.conn
     if (this.config.blackhole) {
       stats.bytesSwallowed += chunk.length

@@ -40,6 +40,8 @@ const ACK_AGGREGATION_ROUNDS = 5
 /** Cap on the ack-aggregation headroom, in time at btlBw. */
 const ACK_AGGREGATION_MAX_MS = 100
 const SEND_QUANTUM_MAX_BYTES = 64 * 1024
+/** Pace 1 % below the model so that a standing queue drains and the min RTT is seen again. */
+const PACING_MARGIN = 0.99
 
 export type BbrState = 'startup' | 'drain' | 'probe_bw' | 'probe_rtt'
 
@@ -130,7 +132,7 @@ export class Bbr implements CongestionController {
       this.ackEpochStartMs = nowMs
       this.ackEpochAcked = 0
       // Restarting from idle in ProbeBW: resume at the estimated rate, no probing burst.
-      if (this.mode === 'probe_bw' && this.btlBw > 0) this.pacingRate = this.btlBw
+      if (this.mode === 'probe_bw' && this.btlBw > 0) this.pacingRate = this.btlBw * PACING_MARGIN
     }
   }
 
@@ -260,7 +262,7 @@ export class Bbr implements CongestionController {
 
   /** Returns whether the min RTT had expired before this sample. */
   private updateMinRtt(nowMs: number, rttMs: number): boolean {
-    const expired = nowMs > this.minRttStampMs + MIN_RTT_FILTER_MS
+    const expired = this.minRtt < Infinity && nowMs > this.minRttStampMs + MIN_RTT_FILTER_MS
     if (rttMs > 0 && (rttMs <= this.minRtt + MIN_RTT_TOLERANCE_MS || expired)) {
       if (rttMs < this.minRtt || expired) this.minRtt = rttMs
       this.minRttStampMs = nowMs
@@ -304,7 +306,7 @@ export class Bbr implements CongestionController {
 
   private setPacingRate(): void {
     if (this.btlBw <= 0) return
-    const rate = this.pacingGain * this.btlBw
+    const rate = this.pacingGain * this.btlBw * PACING_MARGIN
     // In Startup never slow down on an early, low sample.
     if (this.filledPipe || rate > this.pacingRate) this.pacingRate = rate
   }

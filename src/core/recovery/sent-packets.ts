@@ -129,7 +129,6 @@ export class SentPacketTracker<R> {
     this.lossTimeMs = Infinity
     let persistentCongestion = false
     let runStartMs = -1
-    const lostSentBefore = nowMs - lossDelayMs
     const end = Math.min(this.largestAcked - this.firstPacketNumber, this.slots.length - 1)
     for (let i = this.head; i <= end; i++) {
       const p = this.slots[i]
@@ -137,7 +136,10 @@ export class SentPacketTracker<R> {
         runStartMs = -1 // an acknowledged packet breaks a run of losses
         continue
       }
-      if (p.packetNumber <= this.largestAcked - this.packetThreshold || p.sentTimeMs <= lostSentBefore) {
+      // Compare sentTime + delay with now (not sentTime with now - delay): the timer is
+      // armed at exactly sentTime + delay, so the two sides must round identically.
+      const lossAtMs = p.sentTimeMs + lossDelayMs
+      if (p.packetNumber <= this.largestAcked - this.packetThreshold || lossAtMs <= nowMs) {
         p.state = PacketState.lost
         this.removeFromFlight(p)
         this.slots[i] = undefined
@@ -146,9 +148,8 @@ export class SentPacketTracker<R> {
           if (runStartMs < 0) runStartMs = p.sentTimeMs
           else if (p.sentTimeMs - runStartMs > persistentCongestionMs) persistentCongestion = true
         }
-      } else {
-        const t = p.sentTimeMs + lossDelayMs
-        if (t < this.lossTimeMs) this.lossTimeMs = t
+      } else if (lossAtMs < this.lossTimeMs) {
+        this.lossTimeMs = lossAtMs
       }
     }
     this.compact()

@@ -108,6 +108,9 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
         largestAckedInAck = frame.largestAcked
         s.ackTracker.onAckSent()
       }
+    } else {
+      // Everything received was already acknowledged and confirmed: nothing to report.
+      s.ackTracker.onAckSent()
     }
   }
 

@@ -46,6 +46,8 @@ export class RecvStream {
   private done: RangeSet | null = null
   private pending: Map<number, InboundMessage> | null = null
   private pendingBytes = 0
+  /** realtime: sequences below this were forgotten (de-duplication state is bounded). */
+  private forgottenBelow = 0
   /** ordered: sequences abandoned by the sender ahead of nextSeq, and the cost each carried. */
   private abandoned: RangeSet | null = null
   private abandonedCosts: Map<number, number> | null = null
@@ -67,10 +69,7 @@ export class RecvStream {
   /** Accept one fragment; `deliver` is called for each message that becomes deliverable. */
   onFragment(f: IncomingFragment, deliver: (seq: number, data: Uint8Array) => void): FragmentOutcome {
     if (this.isDone(f.seq)) return 'duplicate'
-    if (this.kind === StreamKind.realtime) {
-      const floor = this.done!.min
-      if (floor !== undefined && f.seq < floor) return 'stale'
-    }
+    if (this.kind === StreamKind.realtime && f.seq < this.forgottenBelow) return 'stale'
     let msg = this.pending?.get(f.seq)
     if (msg === undefined) {
       const whole = f.fragOffset === 0 && f.data.length === f.msgLength
@@ -183,7 +182,10 @@ export class RecvStream {
     if (this.kind === StreamKind.ordered) this.nextSeq = seq + 1
     else {
       this.done!.add(seq)
-      if (this.kind === StreamKind.realtime) this.done!.truncateToNewest(REALTIME_SEEN_RANGES)
+      if (this.kind === StreamKind.realtime && this.done!.rangeCount > REALTIME_SEEN_RANGES) {
+        this.done!.truncateToNewest(REALTIME_SEEN_RANGES)
+        this.forgottenBelow = this.done!.min!
+      }
     }
     this.release(bufferedCost, totalCost)
     this.deliveredCount++
