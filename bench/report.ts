@@ -1,15 +1,18 @@
-/** What every bench module returns; bench/run.ts prints them as JSON and as a table. */
-export interface BenchTarget {
-  metric: string
-  value: number
-  /** Human-readable target, e.g. ">= 50000". */
-  target: string
-  pass: boolean
-}
-
+/** What every benchmark module returns; bench/run.ts prints the JSON and a table. */
 export interface BenchReport {
   name: string
   table: Array<Record<string, string | number>>
-  targets: BenchTarget[]
+  targets: Array<{ metric: string; value: number; target: string; pass: boolean }>
   json: unknown
+}
+
+export const percentile = (sorted: number[], p: number): number => {
+  if (sorted.length === 0) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]
+}
+
+export const round = (v: number, digits = 2): number => {
+  const f = 10 ** digits
+  return Math.round(v * f) / f
 }

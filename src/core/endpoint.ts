@@ -33,6 +33,7 @@ export interface EndpointStats {
   droppedUnknownSession: number
   droppedMalformed: number
   droppedTooSmallInitial: number
+  droppedUnauthenticatedInitial: number
   droppedSessionLimit: number
   versionNegotiationsSent: number
   addressChanges: number
@@ -78,6 +79,7 @@ export class Endpoint<A> {
     droppedUnknownSession: 0,
     droppedMalformed: 0,
     droppedTooSmallInitial: 0,
+    droppedUnauthenticatedInitial: 0,
     droppedSessionLimit: 0,
     versionNegotiationsSent: 0,
     addressChanges: 0,
@@ -250,11 +252,16 @@ export class Endpoint<A> {
       remoteCid: header.scid.slice(),
     })
     session.originalDcid = header.dcid.slice()
+    session.handleDatagram(nowMs, datagram)
+    if (session.stats.packetsReceived === 0) {
+      // The Initial did not authenticate (corrupted or forged): keep no state for it.
+      this.stats.droppedUnauthenticatedInitial++
+      return
+    }
     const entry = new Entry<A>(session, from, [cidKey(session.localCid), cidKey(session.originalDcid)])
     this.register(entry)
     this.stats.sessionsAccepted++
     this.pushEvent({ session, address: from, event: { type: 'accepted' } })
-    session.handleDatagram(nowMs, datagram)
     this.touch(entry)
   }
 

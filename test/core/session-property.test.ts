@@ -9,7 +9,7 @@ import t from 'tap'
 import type { ImpairmentConfig } from '../../src/sim/models/index.js'
 import { SimPair } from '../helpers/sim-pair.js'
 
-const RUNS = Number(process.env.PIGEON_PROPERTY_RUNS ?? 1500)
+const RUNS = Number(process.env.PIGEON_PROPERTY_RUNS ?? 2500)
 
 const linkArb: fc.Arbitrary<ImpairmentConfig> = fc.record({
   lossKind: fc.constantFrom('bernoulli', 'gilbert-elliott'),

@@ -40,6 +40,8 @@ const ACK_AGGREGATION_ROUNDS = 5
 /** Cap on the ack-aggregation headroom, in time at btlBw. */
 const ACK_AGGREGATION_MAX_MS = 100
 const SEND_QUANTUM_MAX_BYTES = 64 * 1024
+const SLOW_RATE_BYTES_PER_MS = 1.2e6 / 8 / 1000
+const FAST_RATE_BYTES_PER_MS = 24e6 / 8 / 1000
 /** Pace 1 % below the model so that a standing queue drains and the min RTT is seen again. */
 const PACING_MARGIN = 0.99
 
@@ -314,10 +316,15 @@ export class Bbr implements CongestionController {
   /** Bytes in flight the model allows at the given gain: gain * BDP plus send quanta. */
   private inflightBytes(gain: number): number {
     if (this.minRtt === Infinity || this.btlBw <= 0) return this.initialWindowBytes
-    let quantum = this.pacingRate // one millisecond at the pacing rate
-    if (quantum < 2 * this.mss) quantum = 2 * this.mss
-    else if (quantum > SEND_QUANTUM_MAX_BYTES) quantum = SEND_QUANTUM_MAX_BYTES
-    return gain * this.btlBw * this.minRtt + 3 * quantum
+    return gain * this.btlBw * this.minRtt + 3 * this.sendQuantumBytes()
+  }
+
+  /** Draft send quantum: 1 packet below 1.2 Mbit/s, 2 below 24 Mbit/s, else 1 ms of data. */
+  private sendQuantumBytes(): number {
+    const rate = this.pacingRate
+    if (rate < SLOW_RATE_BYTES_PER_MS) return this.mss
+    if (rate < FAST_RATE_BYTES_PER_MS) return 2 * this.mss
+    return rate < SEND_QUANTUM_MAX_BYTES ? rate : SEND_QUANTUM_MAX_BYTES
   }
 
   private setCwnd(ackedBytes: number): void {

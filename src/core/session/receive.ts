@@ -98,6 +98,9 @@ const onHello = (s: Session, nowMs: number, params: Parameters<Session['applyPee
   if (s.state !== 'connecting') return
   s.applyPeerParams(params)
   s.onEstablished(nowMs)
+  // Confirm with an ack-eliciting packet: it is probed until acknowledged, so the
+  // server learns the handshake completed even if our bare ACKs are all lost.
+  s.pingPending = true
 }
 
 const onMessage = (s: Session, nowMs: number, f: MessageFrame): void => {

@@ -255,9 +255,6 @@ export class Session {
           this.drop(nowMs, 'unknown_connection_id')
           continue
         }
-        if (this.role === 'client' && this.state === 'connecting' && header.scid.length === CID_LENGTH) {
-          this.remoteCid = header.scid.slice()
-        }
       } else if (header.type === 'version-negotiation' && this.role === 'client' && this.state === 'connecting') {
         this.closeWithError(nowMs, ErrorCode.VERSION_MISMATCH, `server speaks ${header.versions.map((v) => v.toString(16)).join(',')}`)
         return
@@ -290,6 +287,10 @@ export class Session {
         this.stats.droppedDuplicate++
         this.drop(nowMs, 'duplicate', false)
         continue
+      }
+      if (header.type === 'initial' && this.role === 'client' && this.state === 'connecting' && header.scid.length === CID_LENGTH) {
+        // Only an authenticated packet may tell us the server's connection id.
+        this.remoteCid = header.scid.slice()
       }
       this.onPacket(nowMs, packetNumber, payload, header.type === 'short', datagram.length)
     }
