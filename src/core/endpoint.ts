@@ -53,14 +53,24 @@ class Entry<A> implements TimerItem {
   constructor(
     readonly session: Session,
     public address: A,
-    readonly keys: string[],
+    readonly keys: number[],
   ) {}
 }
 
-const cidKey = (cid: Uint8Array): string => {
-  let k = ''
-  for (let i = 0; i < cid.length; i++) k += String.fromCharCode(cid[i])
-  return k
+/**
+ * Map key of a connection id: 53 of its bits as a number (cheaper to hash than a
+ * string). Keys of our own CIDs are unique by construction (see register); a client's
+ * chosen Initial DCID that collides is refused, and sessions compare full CIDs anyway.
+ */
+const cidKey = (cid: Uint8Array): number => {
+  if (cid.length < 7) {
+    let k = cid.length
+    for (let i = 0; i < cid.length; i++) k = k * 256 + cid[i]
+    return -k - 1
+  }
+  const hi = ((cid[0] << 24) | (cid[1] << 16) | (cid[2] << 8) | cid[3]) >>> 0
+  const lo = ((cid[4] << 13) | (cid[5] << 5) | (cid[6] >>> 3)) >>> 0
+  return hi * 2097152 + lo
 }
 
 /**
@@ -85,7 +95,7 @@ export class Endpoint<A> {
     addressChanges: 0,
   }
   private readonly opts: EndpointOptions
-  private readonly byCid = new Map<string, Entry<A>>()
+  private readonly byCid = new Map<number, Entry<A>>()
   private readonly timers = new TimerHeap<Entry<A>>()
   private dirtyQueue: Array<Entry<A>> = []
   private dirtyHead = 0
@@ -252,6 +262,10 @@ export class Endpoint<A> {
       remoteCid: header.scid.slice(),
     })
     session.originalDcid = header.dcid.slice()
+    if (this.byCid.has(cidKey(session.originalDcid)) || this.byCid.has(cidKey(session.localCid))) {
+      this.stats.droppedMalformed++
+      return
+    }
     session.handleDatagram(nowMs, datagram)
     if (session.stats.packetsReceived === 0) {
       // The Initial did not authenticate (corrupted or forged): keep no state for it.

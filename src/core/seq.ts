@@ -15,17 +15,15 @@ export const seqAdd32 = (a: number, delta: number): number => (a + delta) >>> 0
 
 /**
  * Expand a value truncated to `bits` bits (bits <= 32) to the full number closest to
- * `expected` (RFC 9000 Appendix A.3 generalised). `expected` may exceed 2^32; the
- * result is a non-negative safe integer.
+ * `expected` (RFC 9000 Appendix A.3, generalised): used for packet numbers, which are
+ * sent as their low 1..4 bytes. Exact above 2^32 (no 32-bit bit operators on full
+ * values); never returns more than Number.MAX_SAFE_INTEGER + window.
  */
 export const expandTruncated = (truncated: number, bits: number, expected: number): number => {
   const window = 2 ** bits
   const halfWindow = window / 2
-  const mask = window - 1
-  // Clear the low `bits` bits of `expected` without 32-bit bitwise ops (values may be > 2^32).
-  const base = expected - (expected % window)
-  const candidate = base + (truncated & mask)
-  if (candidate <= expected - halfWindow && candidate + window < 2 ** 62) return candidate + window
+  const candidate = expected - (expected % window) + (truncated % window)
+  if (candidate <= expected - halfWindow && candidate + window <= Number.MAX_SAFE_INTEGER) return candidate + window
   if (candidate > expected + halfWindow && candidate >= window) return candidate - window
   return candidate
 }

@@ -26,6 +26,10 @@ export interface PathSimOptions {
   measureFromMs: number
   mss?: number
   pacerBurstPackets?: number
+  /** Extra forward-path delay as a function of time; must never decrease (keeps FIFO order). */
+  extraDelayMs?: (nowMs: number) => number
+  /** Called after every ack the controller processed (for inspecting its state). */
+  onAck?: (nowMs: number, latestRttMs: number, bytesInFlight: number) => void
 }
 
 export interface PathSimResult {
@@ -128,7 +132,7 @@ export const runPathSim = (o: PathSimOptions): PathSimResult => {
       if (queuedBytes + mss > o.bufferBytes) continue
       linkFreeAtMs = Math.max(now, linkFreeAtMs) + mss / o.bottleneckBytesPerMs
       if (rng.nextFloat() < o.lossRate) continue
-      toReceiver.push(linkFreeAtMs + o.oneWayDelayMs, p)
+      toReceiver.push(linkFreeAtMs + o.oneWayDelayMs + (o.extraDelayMs?.(linkFreeAtMs) ?? 0), p)
     }
     nextSendMs = Infinity
   }
@@ -194,6 +198,7 @@ export const runPathSim = (o: PathSimOptions): PathSimResult => {
       bytesInFlight,
       rateSample: estimator.takeSample(now),
     })
+    o.onAck?.(now, latestRttMs, bytesInFlight)
     declareLost(false)
   }
 

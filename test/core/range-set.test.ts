@@ -131,7 +131,7 @@ t.test('addRange merges across several ranges and counts only new members', asyn
   t.equal(rs.addRange(20, 22), 2)
   t.equal(rs.addRange(0, 2), 2, 'below everything')
   t.same(rs.ranges(), [[0, 2], [10, 12], [14, 16], [20, 22]])
-  t.equal(rs.addRange(11, 21), 10 - 3, 'bridges three ranges; 11, 14, 15, 20 were members')
+  t.equal(rs.addRange(11, 21), 10 - 4, 'bridges three ranges; 11, 14, 15, 20 were members')
   t.same(rs.ranges(), [[0, 2], [10, 22]])
   t.equal(rs.addRange(2, 10), 8, 'adjacent on both sides joins')
   t.same(rs.ranges(), [[0, 22]])
@@ -162,7 +162,7 @@ t.test('large values (packet numbers above 2^32) and the append fast path', asyn
   const rs = new RangeSet()
   const base = 2 ** 40
   for (let i = 0; i < 1000; i++) if (i % 10 !== 3) rs.add(base + i)
-  t.equal(rs.rangeCount, 100)
+  t.equal(rs.rangeCount, 101, '[0,3) then one range per gap')
   t.equal(rs.size(), 900)
   t.equal(rs.min, base)
   t.equal(rs.max, base + 999)

@@ -86,6 +86,9 @@ export class Bbr implements CongestionController {
   private idleRestart = false
   /** 0: not app-limited; else the delivered value at which the app-limited bubble ends. */
   private appLimitedUntil = 0
+  /** Like appLimitedUntil, for data sent during ProbeRTT: its samples only reflect the tiny
+   * window, so they may raise the bandwidth estimate but never replace it. */
+  private probeRttBubbleEnd = 0
 
   // Ack aggregation: bytes acked beyond what btlBw predicts since the epoch started.
   private ackEpochStartMs = 0
@@ -161,11 +164,14 @@ export class Bbr implements CongestionController {
     }
     const rs = ack.rateSample
 
+    if (this.probeRttBubbleEnd !== 0 && this.delivered > this.probeRttBubbleEnd) this.probeRttBubbleEnd = 0
+    const sampleAppLimited = rs !== undefined && (rs.isAppLimited || this.probeRttBubbleEnd !== 0)
+
     this.updateRound(rs)
-    this.updateBandwidth(rs)
+    this.updateBandwidth(rs, sampleAppLimited)
     this.updateAckAggregation(nowMs, ack.ackedBytes, rs)
     if (this.mode === 'probe_bw') this.checkCyclePhase(nowMs, priorInFlight)
-    this.checkFullPipe(rs)
+    this.checkFullPipe(rs, sampleAppLimited)
     this.checkDrain(nowMs, ack.bytesInFlight)
     const minRttExpired = this.updateMinRtt(nowMs, ack.latestRttMs)
     this.checkProbeRtt(nowMs, ack.bytesInFlight, minRttExpired)
@@ -184,10 +190,10 @@ export class Bbr implements CongestionController {
     }
   }
 
-  private updateBandwidth(rs: RateSample | undefined): void {
+  private updateBandwidth(rs: RateSample | undefined, appLimited: boolean): void {
     if (rs === undefined) return
     // App-limited samples underestimate the path; use them only when they raise the max.
-    if (rs.deliveryRateBytesPerMs >= this.btlBw || !rs.isAppLimited) {
+    if (rs.deliveryRateBytesPerMs >= this.btlBw || !appLimited) {
       this.btlBw = this.bwFilter.update(this.rounds, rs.deliveryRateBytesPerMs)
     }
   }
@@ -233,8 +239,8 @@ export class Bbr implements CongestionController {
     this.pacingGain = BBR_PACING_GAIN_CYCLE[this.cycleIndex]
   }
 
-  private checkFullPipe(rs: RateSample | undefined): void {
-    if (this.filledPipe || !this.roundStart || rs === undefined || rs.isAppLimited) return
+  private checkFullPipe(rs: RateSample | undefined, appLimited: boolean): void {
+    if (this.filledPipe || !this.roundStart || rs === undefined || appLimited) return
     if (this.btlBw >= this.fullBw * FULL_BW_GROWTH) {
       this.fullBw = this.btlBw
       this.fullBwCount = 0
@@ -285,6 +291,9 @@ export class Bbr implements CongestionController {
   }
 
   private handleProbeRtt(nowMs: number, bytesInFlight: number): void {
+    // Everything in flight now was sent with the ProbeRTT window (draft: C.app_limited).
+    const bubbleEnd = this.delivered + bytesInFlight
+    this.probeRttBubbleEnd = bubbleEnd > 0 ? bubbleEnd : 1
     if (Number.isNaN(this.probeRttDoneStampMs)) {
       if (bytesInFlight <= this.minPipeBytes) {
         this.probeRttDoneStampMs = nowMs + PROBE_RTT_DURATION_MS

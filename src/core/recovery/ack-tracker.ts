@@ -42,8 +42,10 @@ export class AckTracker {
       this.largestReceived = packetNumber
       this.largestReceivedTimeMs = nowMs
     }
-    this.ackPending = true
+    // Packets that carry only ACKs are never acknowledged on their own (no ACK ping-pong);
+    // they are reported with the next ACK we send anyway.
     if (!ackEliciting) return
+    this.ackPending = true
     this.ackElicitingSinceAck++
     if (outOfOrder || this.ackElicitingSinceAck >= this.opts.ackElicitingThreshold) this.ackDeadlineMs = nowMs
     else if (this.ackDeadlineMs === Infinity) this.ackDeadlineMs = nowMs + this.opts.maxAckDelayMs

@@ -18,6 +18,12 @@ import { Writer } from '../wire/writer.js'
 import { RecordKind, SentRecord } from './sent-record.js'
 import type { Session } from './session.js'
 
+/**
+ * One scratch buffer for building packets, shared by every session: packets are built
+ * synchronously and copied out, so an idle session holds no send buffer at all.
+ */
+const scratch = new Writer(65_536)
+
 /** Clients pad their Initial datagrams so a server never amplifies (QUIC: 1200 bytes). */
 export const MIN_INITIAL_DATAGRAM_BYTES = 1200
 
@@ -42,18 +48,13 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   const maxBytes = isLong ? s.config.maxDatagramBytes : s.maxDatagramBytes
   const packetNumber = s.nextPacketNumber
   const pnLength = packetNumberLength(packetNumber, s.tracker.largestAcked >= 0 ? s.tracker.largestAcked : undefined)
-  const longFields = {
-    type: 'initial' as const,
-    dcid: s.remoteCid,
-    scid: s.localCid,
-    truncatedPn: encodeTruncated(packetNumber, pnLength),
-    pnLength,
-    payloadLength: 0,
-    lengthFieldBytes: 2 as const,
-  }
-  const headerBytes = isLong ? longHeaderLength(longFields) : shortHeaderLength(pnLength)
+  const truncatedPn = encodeTruncated(packetNumber, pnLength)
+  const longFields = isLong
+    ? { type: 'initial' as const, dcid: s.remoteCid, scid: s.localCid, truncatedPn, pnLength, payloadLength: 0, lengthFieldBytes: 2 as const }
+    : undefined
+  const headerBytes = longFields !== undefined ? longHeaderLength(longFields) : shortHeaderLength(pnLength)
   const end = maxBytes - s.protection.overheadBytes
-  const w = s.writer
+  const w = scratch
   w.reset()
   w.offset = headerBytes
 
@@ -147,11 +148,11 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   }
   const payloadEnd = w.offset
   const header = new Writer(w.buf, 0)
-  if (isLong) {
+  if (longFields !== undefined) {
     longFields.payloadLength = payloadEnd - headerBytes + s.protection.overheadBytes
     encodeLongHeader(header, longFields)
   } else {
-    encodeShortHeader(header, { dcid: s.remoteCid, truncatedPn: encodeTruncated(packetNumber, pnLength), pnLength, keyPhase: 0 })
+    encodeShortHeader(header, { dcid: s.remoteCid, truncatedPn, pnLength, keyPhase: 0 })
   }
   const packetEnd = s.protection.seal(w.buf, { start: 0, payloadStart: headerBytes, payloadEnd, packetNumber })
   const datagram = w.buf.slice(0, packetEnd)
@@ -205,12 +206,13 @@ const hasControlWork = (s: Session): boolean =>
   s.probesPending > 0 ||
   (s.pathResponses !== null && s.pathResponses.length > 0) ||
   (s.state === 'established' &&
-    (s.maxDataPending || s.dataBlockedPending || s.maxStreamDataPending !== null || creditDue(s)))
+    (s.maxDataPending || s.dataBlockedPending || s.maxStreamDataPending !== null || (s.creditCheckDue && creditDue(s))))
 
-/** Receive windows that should be advertised again. */
+/** Receive windows that should be advertised again (clears the check flag when none). */
 const creditDue = (s: Session): boolean => {
   if (s.sessionRecvCredit.nextGrant() !== undefined) return true
   if (s.recvStreams !== null) for (const r of s.recvStreams.values()) if (r.credit?.nextGrant() !== undefined) return true
+  s.creditCheckDue = false
   return false
 }
 
@@ -329,7 +331,7 @@ const buildClosePacket = (s: Session, nowMs: number): Uint8Array | undefined => 
   const frame = { type: FrameType.CLOSE, errorCode: s.closeFrame.errorCode, reason: s.closeFrame.reason.slice(0, 512) } as const
   const packetNumber = s.nextPacketNumber++
   const pnLength = 4
-  const w = s.writer
+  const w = scratch
   w.reset()
   const isLong = s.remoteCid === s.originalDcid && s.role === 'client'
   const fields = {

@@ -80,8 +80,23 @@ const positive = (name: keyof SessionConfig, value: number): void => {
   }
 }
 
-/** Fill defaults and reject inconsistent settings with a clear message. */
-export const resolveSessionConfig = (partial: Partial<SessionConfig> = {}): SessionConfig => {
+const resolvedCache = new WeakMap<object, SessionConfig>()
+const EMPTY_PARTIAL: Partial<SessionConfig> = {}
+
+/**
+ * Fill defaults and reject inconsistent settings with a clear message. The result is
+ * frozen and cached per input object, so thousands of sessions created from one
+ * endpoint's settings share a single config object.
+ */
+export const resolveSessionConfig = (partial: Partial<SessionConfig> = EMPTY_PARTIAL): SessionConfig => {
+  const cached = resolvedCache.get(partial)
+  if (cached !== undefined) return cached
+  const resolved = Object.freeze(resolveUncached(partial))
+  resolvedCache.set(partial, resolved)
+  return resolved
+}
+
+const resolveUncached = (partial: Partial<SessionConfig>): SessionConfig => {
   const c: SessionConfig = { ...DEFAULT_SESSION_CONFIG, ...partial }
   for (const name of [
     'maxDatagramBytes', 'maxMessageBytes', 'sessionWindowBytes', 'streamWindowBytes', 'maxStreams', 'maxAckDelayMs',

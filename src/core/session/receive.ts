@@ -54,6 +54,7 @@ export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
       case FrameType.ABANDON: {
         ackEliciting = true
         checkStreamId(s, f.streamId)
+        s.creditCheckDue = true
         const ok = s.recvStream(f.streamId).onAbandon(f.msgSeq, f.flowCost, (seq, data) => s.deliver(nowMs, f.streamId, seq, data))
         if (!ok) throw new ProtocolError(ErrorCode.FLOW_CONTROL_ERROR, `too many abandoned messages on stream ${f.streamId}`)
         break

@@ -18,7 +18,6 @@ import { CID_LENGTH, VERSION_V1, decodePacketHeader } from '../wire/packet-heade
 import { decodePacketNumber } from '../wire/pn-encoding.js'
 import { Reader } from '../wire/reader.js'
 import { type TransportParams, resolveTransportParams } from '../wire/transport-params.js'
-import { Writer } from '../wire/writer.js'
 import { buildPacket } from './assemble.js'
 import { type SessionConfig, resolveSessionConfig } from './config.js'
 import { type SessionEvent, type SessionState, type SessionStats, newSessionStats } from './events.js'
@@ -64,7 +63,7 @@ export class Session {
   remoteCid: Uint8Array
   /** The CID the client first addressed (server accepts Initial packets to it). */
   originalDcid: Uint8Array | undefined
-  readonly traceId: string
+  private traceIdCache: string | undefined
   state: SessionState = 'connecting'
   readonly stats: SessionStats = newSessionStats()
 
@@ -90,12 +89,13 @@ export class Session {
   // --- flow control and streams ---
   readonly sessionSendCredit: SendCredit
   readonly sessionRecvCredit: RecvCredit
-  readonly sendStreams = new Map<number, SendStream>()
-  /** Send streams ordered by priority, then id. */
+  /** Send streams ordered by priority, then id (few per session: a list beats a Map). */
   sendOrder: SendStream[] = []
   recvStreams: Map<number, RecvStream> | null = null
   sendBufferBytes = 0
   nextExpiryMs = Infinity
+  /** Receive credit was consumed since the last check: a window update may be due. */
+  creditCheckDue = false
 
   // --- pending control frames ---
   helloPending: boolean
@@ -110,10 +110,14 @@ export class Session {
   closeSendPending = false
   closeDeadlineMs = Infinity
 
+  /** Hex connection id naming this session in traces (computed on first use). */
+  get traceId(): string {
+    if (this.traceIdCache === undefined) this.traceIdCache = hex(this.localCid)
+    return this.traceIdCache
+  }
+
   private events: SessionEvent[] = []
   private eventHead = 0
-  /** Reused for building packets. */
-  readonly writer: Writer
 
   constructor(opts: SessionOptions) {
     this.role = opts.role
@@ -124,7 +128,6 @@ export class Session {
     this.localCid = opts.localCid ?? this.randomCid()
     this.remoteCid = opts.remoteCid ?? this.randomCid()
     if (this.role === 'client') this.originalDcid = this.remoteCid
-    this.traceId = hex(this.localCid)
     this.peerParams = resolveTransportParams({})
     this.maxDatagramBytes = this.config.maxDatagramBytes
     this.idleTimeoutMs = this.config.idleTimeoutMs
@@ -142,7 +145,6 @@ export class Session {
     this.lastReceivedMs = opts.nowMs
     this.lastSentAckElicitingMs = opts.nowMs
     this.helloPending = this.role === 'client'
-    this.writer = new Writer(this.config.maxDatagramBytes)
     this.emitTrace(opts.nowMs, TraceName.sessionStateUpdated, { new: 'connecting', role: this.role })
   }
 
@@ -401,10 +403,10 @@ export class Session {
   }
 
   sendStream(streamId: number): SendStream {
-    let s = this.sendStreams.get(streamId)
+    let s: SendStream | undefined
+    for (const candidate of this.sendOrder) if (candidate.id === streamId) s = candidate
     if (s === undefined) {
       s = new SendStream({ id: streamId, initialMaxBytes: this.peerParams.initialMaxStreamData })
-      this.sendStreams.set(streamId, s)
       this.sendOrder.push(s)
       this.sendOrder.sort((a, b) => a.priority - b.priority || a.id - b.id)
     }
@@ -557,6 +559,7 @@ export class Session {
 
   /** Deliver a message to the application. */
   deliver(nowMs: number, streamId: number, seq: number, data: Uint8Array): void {
+    this.creditCheckDue = true
     this.stats.messagesDelivered++
     this.pushEvent({ type: 'message', streamId, seq, data })
     if (this.trace !== undefined) this.emitTrace(nowMs, TraceName.messageDelivered, { stream_id: streamId, seq, length: data.length })
@@ -581,7 +584,6 @@ export class Session {
   /** Drop every queued message and buffer: nothing more will be sent or delivered. */
   private releaseAll(): void {
     for (const p of this.tracker.drain()) p.records = null
-    this.sendStreams.clear()
     this.sendOrder = []
     this.recvStreams = null
     this.sendBufferBytes = 0

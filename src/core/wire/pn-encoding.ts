@@ -4,6 +4,7 @@
  * are sent. Arithmetic avoids 32-bit bit operators so it stays exact above 2^32.
  */
 import { DecodeError, ErrorCode, UsageError } from '../errors.js'
+import { expandTruncated } from '../seq.js'
 
 export type PnLength = 1 | 2 | 3 | 4
 
@@ -29,7 +30,10 @@ export const packetNumberLength = (fullPn: number, largestAcked: number | undefi
 }
 
 /** The low `pnLength` bytes of `fullPn`, as the number written on the wire. */
-export const encodeTruncated = (fullPn: number, pnLength: PnLength): number => fullPn % 2 ** (8 * pnLength)
+/** 2^(8n) for n = 0..4, so the hot path does no exponentiation. */
+const WINDOW = [1, 0x100, 0x10000, 0x1000000, 0x100000000]
+
+export const encodeTruncated = (fullPn: number, pnLength: PnLength): number => fullPn % WINDOW[pnLength]
 
 export interface DecodePacketNumberInput {
   /** The value read from the header. */
@@ -45,12 +49,8 @@ export interface DecodePacketNumberInput {
  */
 export const decodePacketNumber = ({ truncated, lengthBytes, largestReceived }: DecodePacketNumberInput): number => {
   const expected = largestReceived === undefined ? 0 : largestReceived + 1
-  const win = 2 ** (8 * lengthBytes)
-  const hwin = win / 2
-  if (!(truncated >= 0 && truncated < win)) throw new DecodeError(`truncated packet number ${truncated} out of range`)
-  const candidate = expected - (expected % win) + truncated
-  if (candidate <= expected - hwin && candidate + win <= MAX_PACKET_NUMBER) return candidate + win
-  if (candidate > expected + hwin && candidate >= win) return candidate - win
-  if (candidate > MAX_PACKET_NUMBER) throw new DecodeError('packet number space exhausted', ErrorCode.PROTOCOL_VIOLATION)
-  return candidate
+  if (!(truncated >= 0 && truncated < WINDOW[lengthBytes])) throw new DecodeError(`truncated packet number ${truncated} out of range`)
+  const pn = expandTruncated(truncated, 8 * lengthBytes, expected)
+  if (pn > MAX_PACKET_NUMBER) throw new DecodeError('packet number space exhausted', ErrorCode.PROTOCOL_VIOLATION)
+  return pn
 }

@@ -1,0 +1,83 @@
+import type { EndpointEvent } from '../core/endpoint.js'
+import { ErrorCode, errorCodeName } from '../core/errors.js'
+import type { SessionConfig } from '../core/session/config.js'
+import type { TraceSink } from '../core/trace.js'
+import { type UdpAddress, formatAddress } from './address.js'
+import { type Logger, silentLogger } from './logger.js'
+import { UdpEndpoint } from './udp-endpoint.js'
+
+export interface EchoServerOptions {
+  host: string
+  /** 0 picks a free port. */
+  port: number
+  logger?: Logger
+  trace?: TraceSink
+  sessionConfig?: Partial<SessionConfig>
+  maxSessions?: number
+}
+
+export interface EchoServer {
+  address: string
+  port: number
+  family: 'IPv4' | 'IPv6'
+  endpoint: UdpEndpoint
+  /** Close every session with a CLOSE frame, then the socket. */
+  close(): Promise<void>
+}
+
+/**
+ * The minimal server of this stage: every message is sent back on the stream it came
+ * from. Later issues replace the echo with the messaging service.
+ */
+export const startEchoServer = async (opts: EchoServerOptions): Promise<EchoServer> => {
+  const log = opts.logger ?? silentLogger()
+  const endpoint = await UdpEndpoint.open({
+    host: opts.host,
+    port: opts.port,
+    server: true,
+    logger: log,
+    trace: opts.trace,
+    sessionConfig: opts.sessionConfig,
+    maxSessions: opts.maxSessions,
+  })
+  let echoFailures = 0
+  endpoint.on('event', (e: EndpointEvent<UdpAddress>) => {
+    const ev = e.event
+    switch (ev.type) {
+      case 'message':
+        try {
+          endpoint.send(e.session, ev.streamId, ev.data)
+        } catch (err) {
+          // Send buffer full or session closing: the echo is lost, the server goes on.
+          echoFailures++
+          log.debug({ err, session: e.session.traceId, echoFailures }, 'echo not queued')
+        }
+        break
+      case 'accepted':
+        log.info({ session: e.session.traceId, peer: formatAddress(e.address) }, 'session accepted')
+        break
+      case 'address_changed':
+        log.info({ session: e.session.traceId, peer: formatAddress(e.address), from: formatAddress(ev.from) }, 'peer address changed')
+        break
+      case 'dead_link':
+        log.info({ session: e.session.traceId, silentMs: Math.round(ev.silentMs) }, 'dead link')
+        break
+      case 'closed':
+        log.info(
+          { session: e.session.traceId, code: errorCodeName(ev.code), reason: ev.reason, byPeer: ev.byPeer, stats: e.session.stats },
+          'session closed',
+        )
+        break
+      default:
+        break
+    }
+  })
+  const local = endpoint.localAddress
+  return {
+    address: local.address,
+    port: local.port,
+    family: local.family,
+    endpoint,
+    close: () => endpoint.close({ code: ErrorCode.NO_ERROR, reason: 'server shutting down' }),
+  }
+}

@@ -1,0 +1,306 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { EventEmitter, once } from 'node:events'
+import { Endpoint, type EndpointEvent, type EndpointStats } from '../core/endpoint.js'
+import { ErrorCode } from '../core/errors.js'
+import { type PacketProtection, checksumProtection } from '../core/protection.js'
+import type { Rng } from '../core/rng.js'
+import type { SessionConfig } from '../core/session/config.js'
+import type { SendOptions, Session } from '../core/session/session.js'
+import type { TraceSink } from '../core/trace.js'
+import { type UdpAddress, formatAddress, socketTypeFor, stripBrackets } from './address.js'
+import { type Clock, monotonicClock } from './clock.js'
+import { CryptoRng } from './crypto-rng.js'
+import { type Logger, silentLogger } from './logger.js'
+
+export interface UdpEndpointOptions {
+  /** Local address to bind; an IPv6 literal (`::`, `::1`) opens a udp6 socket, anything else udp4. */
+  host: string
+  /** 0 picks a free port. */
+  port: number
+  /** Accept sessions from clients. */
+  server: boolean
+  sessionConfig?: Partial<SessionConfig>
+  /** Protection for each new session; default CRC-32C checksums. */
+  protection?: () => PacketProtection
+  rng?: Rng
+  clock?: Clock
+  logger?: Logger
+  trace?: TraceSink
+  maxSessions?: number
+  /** SO_RCVBUF / SO_SNDBUF request (the kernel may cap it). Default 4 MiB. */
+  socketBufferBytes?: number
+  /** udp6 only: refuse IPv4-mapped peers (default: dual stack where the OS allows it). */
+  ipv6Only?: boolean
+}
+
+/** Counters of the I/O layer; the core's own counters are in `core.stats`. */
+export interface UdpEndpointStats {
+  datagramsReceived: number
+  bytesReceived: number
+  datagramsSent: number
+  bytesSent: number
+  sendErrors: number
+  socketErrors: number
+  /** Exceptions thrown by the core (a bug: the core drops bad input itself). */
+  coreErrors: number
+  timerWakeups: number
+}
+
+export type UdpEndpointEvents = { event: [EndpointEvent<UdpAddress>] }
+
+const DEFAULT_SOCKET_BUFFER_BYTES = 4 << 20
+/** setTimeout's largest delay; longer deadlines are re-armed when this one fires. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
+
+/**
+ * Drives a sans-IO Endpoint over one node:dgram socket: datagrams in, datagrams out,
+ * ONE timer for all sessions, events out as 'event'. Work caused by one batch of
+ * readable datagrams (or by application sends) is flushed once, on setImmediate, so a
+ * burst of input yields one pass over the core's transmit queue.
+ */
+export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
+  readonly core: Endpoint<UdpAddress>
+  readonly socket: Socket
+  readonly stats: UdpEndpointStats = {
+    datagramsReceived: 0,
+    bytesReceived: 0,
+    datagramsSent: 0,
+    bytesSent: 0,
+    sendErrors: 0,
+    socketErrors: 0,
+    coreErrors: 0,
+    timerWakeups: 0,
+  }
+  readonly clock: Clock
+  private readonly log: Logger
+  private timer: NodeJS.Timeout | undefined
+  private timerDeadlineMs: number | undefined
+  private flushScheduled = false
+  private flushing = false
+  private pendingSends = 0
+  private sendsDrained: Array<() => void> = []
+  private closing: Promise<void> | undefined
+  private socketOpen = true
+
+  /** Bind a socket and start driving a new Endpoint over it. */
+  static async open(opts: UdpEndpointOptions): Promise<UdpEndpoint> {
+    const host = stripBrackets(opts.host)
+    const type = socketTypeFor(host)
+    const socket = createSocket({ type, ipv6Only: type === 'udp6' && opts.ipv6Only === true })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject)
+      socket.bind(opts.port, host, () => {
+        socket.off('error', reject)
+        resolve()
+      })
+    })
+    return new UdpEndpoint(socket, opts)
+  }
+
+  private constructor(socket: Socket, opts: UdpEndpointOptions) {
+    super()
+    this.socket = socket
+    this.clock = opts.clock ?? monotonicClock
+    this.log = opts.logger ?? silentLogger()
+    this.core = new Endpoint<UdpAddress>({
+      rng: opts.rng ?? new CryptoRng(),
+      server: opts.server,
+      sessionConfig: opts.sessionConfig,
+      trace: opts.trace,
+      protection: opts.protection ?? (() => checksumProtection),
+      maxSessions: opts.maxSessions,
+    })
+    const bufferBytes = opts.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES
+    try {
+      socket.setRecvBufferSize(bufferBytes)
+      socket.setSendBufferSize(bufferBytes)
+    } catch (err) {
+      this.log.warn({ err, bufferBytes }, 'could not size socket buffers')
+    }
+    socket.on('message', this.onMessage)
+    socket.on('error', (err) => {
+      this.stats.socketErrors++
+      this.log.warn({ err }, 'socket error')
+    })
+  }
+
+  get localAddress(): UdpAddress {
+    const a = this.socket.address()
+    return { address: a.address, port: a.port, family: a.family === 'IPv6' ? 'IPv6' : 'IPv4' }
+  }
+
+  get coreStats(): EndpointStats {
+    return this.core.stats
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== undefined
+  }
+
+  /** Open a client session to `to` (an IP address of this socket's family). */
+  connect(to: UdpAddress, config?: Partial<SessionConfig>): Session {
+    const session = this.core.connect(this.clock(), to, config)
+    this.scheduleFlush()
+    return session
+  }
+
+  /** Queue a message on `session`; it goes out on the next flush. Throws UsageError like Session.send. */
+  send(session: Session, streamId: number, data: Uint8Array, opts?: SendOptions): number {
+    const seq = session.send(this.clock(), streamId, data, opts)
+    this.core.wake(session)
+    this.scheduleFlush()
+    return seq
+  }
+
+  /** Close one session gracefully (CLOSE frame to the peer). */
+  closeSession(session: Session, code: number = ErrorCode.NO_ERROR, reason = ''): void {
+    session.close(this.clock(), code, reason)
+    this.core.wake(session)
+    this.scheduleFlush()
+  }
+
+  /**
+   * Close every session with a CLOSE frame, wait until those datagrams left the socket,
+   * then close the socket. Idempotent.
+   */
+  close(opts: { code?: number; reason?: string } = {}): Promise<void> {
+    // Deferred to a microtask so `closing` is set before shutdown emits 'closed' events
+    // (whose listeners may call close() again).
+    this.closing ??= Promise.resolve().then(() => this.shutdown(opts.code ?? ErrorCode.NO_ERROR, opts.reason ?? ''))
+    return this.closing
+  }
+
+  private async shutdown(code: number, reason: string): Promise<void> {
+    // Called from an event listener: let the running flush finish first.
+    while (this.flushing) await new Promise<void>((resolve) => setImmediate(resolve))
+    const nowMs = this.clock()
+    for (const session of this.core.sessions()) {
+      if (!session.isActive()) continue
+      session.close(nowMs, code, reason)
+      this.core.wake(session)
+    }
+    this.flush()
+    if (this.pendingSends > 0) await new Promise<void>((resolve) => this.sendsDrained.push(resolve))
+    this.clearTimer()
+    this.socketOpen = false
+    const closed = once(this.socket, 'close')
+    this.socket.close()
+    await closed
+  }
+
+  private readonly onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    this.stats.datagramsReceived++
+    this.stats.bytesReceived += msg.length
+    const from: UdpAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 'IPv6' : 'IPv4' }
+    try {
+      // Node gives every datagram its own backing store, so the core may keep views into it.
+      this.core.handleDatagram(this.clock(), new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), from)
+    } catch (err) {
+      this.coreFailure('handleDatagram', err, from)
+    }
+    this.scheduleFlush()
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing) return
+    this.flushScheduled = true
+    setImmediate(this.runScheduledFlush)
+  }
+
+  private readonly runScheduledFlush = (): void => {
+    this.flushScheduled = false
+    this.flush()
+  }
+
+  /** Send everything the core has, hand its events to listeners (which may queue more), re-arm the timer. */
+  private flush(): void {
+    if (this.flushing || !this.socketOpen) return
+    this.flushing = true
+    try {
+      do this.transmitAll(this.clock())
+      while (this.emitEvents())
+    } finally {
+      this.flushing = false
+    }
+    this.rearmTimer()
+  }
+
+  private transmitAll(nowMs: number): void {
+    for (;;) {
+      let out
+      try {
+        out = this.core.pollTransmit(nowMs)
+      } catch (err) {
+        this.coreFailure('pollTransmit', err)
+        return
+      }
+      if (out === undefined) return
+      this.sendDatagram(out.bytes, out.to)
+    }
+  }
+
+  private sendDatagram(bytes: Uint8Array, to: UdpAddress): void {
+    if (!this.socketOpen) return
+    this.pendingSends++
+    this.stats.datagramsSent++
+    this.stats.bytesSent += bytes.length
+    this.socket.send(bytes, to.port, to.address, this.onSent)
+  }
+
+  private readonly onSent = (err: Error | null): void => {
+    this.pendingSends--
+    if (err !== null) {
+      this.stats.sendErrors++
+      this.log.warn({ err }, 'send failed')
+    }
+    if (this.pendingSends === 0 && this.sendsDrained.length > 0) {
+      for (const resolve of this.sendsDrained.splice(0)) resolve()
+    }
+  }
+
+  /** Returns whether any event was emitted. */
+  private emitEvents(): boolean {
+    let any = false
+    for (;;) {
+      const e = this.core.pollEvent()
+      if (e === undefined) return any
+      any = true
+      this.emit('event', e)
+    }
+  }
+
+  private rearmTimer(): void {
+    if (!this.socketOpen) return
+    const deadlineMs = this.core.pollTimeout()
+    if (deadlineMs === this.timerDeadlineMs) return
+    this.clearTimer()
+    if (deadlineMs === undefined) return
+    this.timerDeadlineMs = deadlineMs
+    const delayMs = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, Math.ceil(deadlineMs - this.clock())))
+    // The socket keeps the process alive; the timer alone should not.
+    this.timer = setTimeout(this.onTimer, delayMs).unref()
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    this.timerDeadlineMs = undefined
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined
+    this.timerDeadlineMs = undefined
+    this.stats.timerWakeups++
+    try {
+      this.core.handleTimeout(this.clock())
+    } catch (err) {
+      this.coreFailure('handleTimeout', err)
+    }
+    this.flush()
+  }
+
+  private coreFailure(where: string, err: unknown, from?: UdpAddress): void {
+    this.stats.coreErrors++
+    this.log.error({ err, where, from: from === undefined ? undefined : formatAddress(from) }, 'core threw; input dropped')
+  }
+}

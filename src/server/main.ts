@@ -1,0 +1,106 @@
+/**
+ * `npm start`: the pigeon server. At this stage it echoes every message back on the
+ * stream it came from; later issues make it the messaging server.
+ */
+import { parseArgs } from 'node:util'
+import { formatAddress } from '../io/address.js'
+import { createLogger, type Logger } from '../io/logger.js'
+import { type QlogFile, openQlogFile } from '../io/qlog.js'
+import { type EchoServer, startEchoServer } from '../io/server.js'
+
+const HELP = `Usage: npm start -- [options]
+
+  --host HOST     address to listen on (env PIGEON_HOST; default :: when the
+                  host has IPv6, which also accepts IPv4, else 0.0.0.0)
+  --port PORT     UDP port, 0 picks a free one (env PIGEON_PORT; default 7700)
+  --qlog FILE     write protocol trace events to FILE as JSON lines
+  --log-level L   pino level: trace, debug, info, warn, error (default info)
+  --help          show this help
+
+Logs are JSON lines on stdout; the first one with "msg":"listening" carries the
+address and port. SIGINT / SIGTERM close every session and exit 0.`
+
+const DEFAULT_PORT = 7700
+
+interface Settings {
+  host: string | undefined
+  port: number
+  qlog: string | undefined
+  logLevel: string
+}
+
+const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help' => {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      qlog: { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  })
+  if (values.help === true) return 'help'
+  const portText = values.port ?? env.PIGEON_PORT ?? String(DEFAULT_PORT)
+  const port = Number(portText)
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`invalid port ${JSON.stringify(portText)}`)
+  return { host: values.host ?? env.PIGEON_HOST, port, qlog: values.qlog, logLevel: values['log-level'] ?? 'info' }
+}
+
+/** The explicit host, or `::` (dual stack) falling back to 0.0.0.0 on hosts without IPv6. */
+const listen = async (settings: Settings, log: Logger, qlog: QlogFile | undefined): Promise<EchoServer> => {
+  const start = (host: string): Promise<EchoServer> => startEchoServer({ host, port: settings.port, logger: log, trace: qlog?.sink })
+  if (settings.host !== undefined) return start(settings.host)
+  try {
+    return await start('::')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL' && code !== 'EINVAL') throw err
+    log.info({ code }, 'no IPv6 here, listening on IPv4 only')
+    return start('0.0.0.0')
+  }
+}
+
+const main = async (): Promise<void> => {
+  let settings
+  try {
+    settings = parseSettings(process.argv.slice(2), process.env)
+  } catch (err) {
+    process.stderr.write(`pigeon: ${(err as Error).message}\n\n${HELP}\n`)
+    process.exit(2)
+  }
+  if (settings === 'help') {
+    process.stdout.write(HELP + '\n')
+    return
+  }
+  const log = createLogger({ name: 'pigeon', level: settings.logLevel })
+  const qlog = settings.qlog === undefined ? undefined : await openQlogFile(settings.qlog)
+  const server = await listen(settings, log, qlog)
+  log.info({ udp: formatAddress(server), address: server.address, port: server.port, family: server.family, qlog: settings.qlog }, 'listening')
+
+  let stopping = false
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal, sessions: server.endpoint.core.sessionCount }, 'shutting down')
+    await server.close()
+    try {
+      await qlog?.close()
+    } catch (err) {
+      log.error({ err }, 'qlog file could not be written completely')
+    }
+    log.info({ endpoint: server.endpoint.core.stats, io: server.endpoint.stats }, 'stopped')
+    process.exit(0)
+  }
+  process.on('SIGINT', (s) => void stop(s))
+  process.on('SIGTERM', (s) => void stop(s))
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`pigeon: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})
