@@ -142,6 +142,34 @@ t.test('ProbeRTT: after 10 s without a new min RTT the window drops to 4 packets
   t.equal(cc.state, 'probe_bw')
 })
 
+t.test('ProbeRTT samples do not replace the bandwidth estimate (short RTT: ProbeRTT spans > 10 rounds)', async (t) => {
+  const rate = 12_500 // 100 Mbit/s
+  const cc = new Bbr({ maxDatagramBytes: MSS, rng: new SeededRng(4) })
+  let probes = 0
+  let last = ''
+  let minBw = Infinity
+  const r = runPathSim({
+    cc,
+    rng: new SeededRng(1),
+    bottleneckBytesPerMs: rate,
+    bufferBytes: rate * 20,
+    oneWayDelayMs: 10,
+    lossRate: 0,
+    durationMs: 30_000,
+    measureFromMs: 3_000,
+    extraDelayMs: (now) => (now >= 3_000 ? 4 : 0),
+    onAck: (now) => {
+      if (cc.state === 'probe_rtt' && last !== 'probe_rtt') probes++
+      last = cc.state
+      if (now > 5_000) minBw = Math.min(minBw, cc.bottleneckBandwidthBytesPerMs)
+    },
+  })
+  t.comment(`100 Mbit/s, 20 ms: ${probes} ProbeRTT episodes, lowest btlBw ${minBw.toFixed(0)} bytes/ms, goodput ${pct(r.utilization)}`)
+  t.ok(probes >= 1)
+  t.ok(minBw > 0.95 * rate, 'bandwidth estimate survives ProbeRTT')
+  t.ok(r.utilization > 0.95)
+})
+
 t.test('pacing before the first bandwidth sample, and app-limited samples', async (t) => {
   const cc = new Bbr({ maxDatagramBytes: MSS })
   t.equal(cc.pacingRateBytesPerMs(100), (BBR_HIGH_GAIN * 12_000) / 100, 'initial window over srtt at startup gain')

@@ -86,9 +86,11 @@ export class Bbr implements CongestionController {
   private idleRestart = false
   /** 0: not app-limited; else the delivered value at which the app-limited bubble ends. */
   private appLimitedUntil = 0
-  /** Like appLimitedUntil, for data sent during ProbeRTT: its samples only reflect the tiny
-   * window, so they may raise the bandwidth estimate but never replace it. */
-  private probeRttBubbleEnd = 0
+  /** Samples of data sent from the last ProbeRTT until its bubble was delivered (delivered
+   * counter range at send time) only reflect the tiny window, so, like app-limited samples,
+   * they may raise the bandwidth estimate but never replace it (draft: C.app_limited). */
+  private probeRttStartDelivered = 0
+  private probeRttBubbleEnd = -1
 
   // Ack aggregation: bytes acked beyond what btlBw predicts since the epoch started.
   private ackEpochStartMs = 0
@@ -164,8 +166,9 @@ export class Bbr implements CongestionController {
     }
     const rs = ack.rateSample
 
-    if (this.probeRttBubbleEnd !== 0 && this.delivered > this.probeRttBubbleEnd) this.probeRttBubbleEnd = 0
-    const sampleAppLimited = rs !== undefined && (rs.isAppLimited || this.probeRttBubbleEnd !== 0)
+    const sampleAppLimited =
+      rs !== undefined &&
+      (rs.isAppLimited || (rs.priorDelivered >= this.probeRttStartDelivered && rs.priorDelivered <= this.probeRttBubbleEnd))
 
     this.updateRound(rs)
     this.updateBandwidth(rs, sampleAppLimited)
@@ -285,15 +288,15 @@ export class Bbr implements CongestionController {
       this.cwndGain = 1
       this.priorCwnd = this.cwnd
       this.probeRttDoneStampMs = NaN
+      this.probeRttStartDelivered = this.delivered
     }
     if (this.mode === 'probe_rtt') this.handleProbeRtt(nowMs, bytesInFlight)
     this.idleRestart = false
   }
 
   private handleProbeRtt(nowMs: number, bytesInFlight: number): void {
-    // Everything in flight now was sent with the ProbeRTT window (draft: C.app_limited).
-    const bubbleEnd = this.delivered + bytesInFlight
-    this.probeRttBubbleEnd = bubbleEnd > 0 ? bubbleEnd : 1
+    // Data sent until everything now in flight is delivered is limited by ProbeRTT.
+    this.probeRttBubbleEnd = this.delivered + bytesInFlight
     if (Number.isNaN(this.probeRttDoneStampMs)) {
       if (bytesInFlight <= this.minPipeBytes) {
         this.probeRttDoneStampMs = nowMs + PROBE_RTT_DURATION_MS
