@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import { EventEmitter } from 'node:events'
 import type { EndpointEvent, EndpointStats } from '../core/endpoint.js'
-import { ErrorCode } from '../core/errors.js'
+import { ErrorCode, errorCodeName } from '../core/errors.js'
 import type { PacketProtection } from '../core/protection.js'
 import type { SessionConfig } from '../core/session/config.js'
 import type { SessionStats } from '../core/session/events.js'
@@ -140,7 +140,9 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
         else if (ev.type === 'closed' && silentMs !== undefined) {
           done(new PigeonConnectError('dead_link', target, `pigeon server ${target} unreachable: no answer for ${Math.round(silentMs)} ms (dead link)`))
         } else if (ev.type === 'closed') {
-          done(new PigeonConnectError('closed', target, `pigeon server ${target} closed the session while connecting: ${ev.reason || `code ${ev.code}`}`))
+          const why = `${ev.reason || 'no reason given'} (${errorCodeName(ev.code)})`
+          const message = ev.byPeer ? `pigeon server ${target} refused the session: ${why}` : `connecting to pigeon server ${target} failed: ${why}`
+          done(new PigeonConnectError('closed', target, message))
         }
       }
       const timer = setTimeout(() => {

@@ -8,7 +8,11 @@ import { startRelay } from './relay.js'
 
 const SEED = Number(process.env.PIGEON_SEED ?? 20_240_601)
 /** Client datagrams that get garbage injected before them. */
-const POISONED_DATAGRAMS = 80
+const POISONED_DATAGRAMS = 30
+
+/** Sum of every `dropped*` counter (each drop reason has one). */
+const droppedTotal = (stats: object): number =>
+  Object.entries(stats).reduce((sum, [k, v]) => (k.startsWith('dropped') && typeof v === 'number' ? sum + v : sum), 0)
 
 /** Five kinds of bad datagram derived from one real client datagram. */
 const garbageFor = (rng: SeededRng, real: Uint8Array): Uint8Array[] => {
@@ -66,14 +70,11 @@ for (const host of LOOPBACKS) {
 
     const ep = server.endpoint.core.stats
     let sessionDrops = 0
-    for (const s of sessions) {
-      const st = s.stats
-      sessionDrops += st.droppedMalformed + st.droppedUndecryptable + st.droppedUnknownConnection + st.droppedDuplicate
-    }
-    const endpointDrops = ep.droppedNotPigeon + ep.droppedMalformed + ep.droppedUnknownSession + ep.droppedTooSmallInitial
+    for (const s of sessions) sessionDrops += droppedTotal(s.stats)
+    const endpointDrops = droppedTotal(ep)
     t.comment(JSON.stringify({ injected, endpointDrops, sessionDrops, versionNegotiationsSent: ep.versionNegotiationsSent, sessionsAccepted: ep.sessionsAccepted }))
     t.ok(endpointDrops + sessionDrops + ep.versionNegotiationsSent >= injected, 'every injected datagram was dropped and counted')
-    t.ok(ep.droppedNotPigeon > 0 && ep.droppedTooSmallInitial + ep.droppedMalformed > 0 && sessionDrops > 0, 'at each layer')
+    t.ok(ep.droppedNotPigeon > 0 && ep.droppedMalformed > 0 && sessionDrops > 0, 'at each layer')
     t.equal(server.endpoint.stats.coreErrors, 0, 'the core never threw')
     const messageSession = sessions.find((s) => s.stats.messagesDelivered > 0)
     t.equal(messageSession?.state, 'established', 'the real session was not disturbed')

@@ -103,3 +103,11 @@ t.test('CLI flags', async (t) => {
   fails(t, () => parseCli(['--listen', ':1', '--upstream', ':2', '--lose', '5%']), '', /Unknown option '--lose'/)
   fails(t, () => parseCli(['--listen', ':1', '--upstream', ':2', '--profile', '/nonexistent.json']), '--profile', /cannot read/)
 })
+
+t.test('the example profiles in tools/lossy-link/examples resolve', async (t) => {
+  const { readdirSync, readFileSync } = await import('node:fs')
+  const dir = new URL('../../tools/lossy-link/examples/', import.meta.url)
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json'))
+  t.ok(files.length >= 2)
+  for (const f of files) t.doesNotThrow(() => profileFrom(JSON.parse(readFileSync(new URL(f, dir), 'utf8'))), f)
+})

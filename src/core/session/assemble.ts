@@ -1,3 +1,4 @@
+import { copyToDatagram } from '../datagram-pool.js'
 import { SentPacket } from '../recovery/sent-packets.js'
 import { MessageState } from '../streams/outbound-message.js'
 import type { OutboundMessage } from '../streams/outbound-message.js'
@@ -23,6 +24,10 @@ import type { Session } from './session.js'
  * synchronously and copied out, so an idle session holds no send buffer at all.
  */
 const scratch = new Writer(65_536)
+/** Writes the header at the start of the same buffer once the payload is known. */
+const headerScratch = new Writer(scratch.buf, 0)
+/** Reused argument object for PacketProtection.seal. */
+const sealArgs = { start: 0, payloadStart: 0, payloadEnd: 0, packetNumber: 0 }
 
 /** Clients pad their Initial datagrams so a server never amplifies (QUIC: 1200 bytes). */
 export const MIN_INITIAL_DATAGRAM_BYTES = 1200
@@ -147,15 +152,19 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
     while (w.offset < end) w.u8(FrameType.PADDING)
   }
   const payloadEnd = w.offset
-  const header = new Writer(w.buf, 0)
+  const header = headerScratch
+  header.reset()
   if (longFields !== undefined) {
     longFields.payloadLength = payloadEnd - headerBytes + s.protection.overheadBytes
     encodeLongHeader(header, longFields)
   } else {
     encodeShortHeader(header, { dcid: s.remoteCid, truncatedPn, pnLength, keyPhase: 0 })
   }
-  const packetEnd = s.protection.seal(w.buf, { start: 0, payloadStart: headerBytes, payloadEnd, packetNumber })
-  const datagram = w.buf.slice(0, packetEnd)
+  sealArgs.payloadStart = headerBytes
+  sealArgs.payloadEnd = payloadEnd
+  sealArgs.packetNumber = packetNumber
+  const packetEnd = s.protection.seal(w.buf, sealArgs)
+  const datagram = copyToDatagram(w.buf, 0, packetEnd)
 
   // Bookkeeping.
   s.nextPacketNumber++
