@@ -109,6 +109,10 @@ export const idleSessionHeapBytes = (count: number): { bytesPerSession: number; 
     if (!s.isEstablished) throw new Error('handshake did not complete')
     while (server.pollEvent() !== undefined);
   }
+  // Idle long enough for every session to shed its per-flow state (hibernateAfterMs).
+  server.handleTimeout(30_000)
+  while (server.pollTransmit(30_000) !== undefined);
+  while (server.pollEvent() !== undefined);
   const after = collect()
   const bytesPerSession = (after - before) / server.sessionCount
   return { bytesPerSession, sessions: server.sessionCount, gcAvailable: gc !== undefined }

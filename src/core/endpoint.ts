@@ -53,7 +53,9 @@ class Entry<A> implements TimerItem {
   constructor(
     readonly session: Session,
     public address: A,
-    readonly keys: number[],
+    /** Map keys: our CID, and (server) the CID the client first addressed, or NaN. */
+    readonly key: number,
+    readonly originalKey: number,
   ) {}
 }
 
@@ -123,7 +125,7 @@ export class Endpoint<A> {
       trace: this.opts.trace,
       protection: (this.opts.protection ?? (() => nullProtection))(),
     })
-    const entry = new Entry<A>(session, address, [cidKey(session.localCid)])
+    const entry = new Entry<A>(session, address, cidKey(session.localCid), NaN)
     this.register(entry)
     this.touch(entry)
     return entry.session
@@ -272,7 +274,7 @@ export class Endpoint<A> {
       this.stats.droppedUnauthenticatedInitial++
       return
     }
-    const entry = new Entry<A>(session, from, [cidKey(session.localCid), cidKey(session.originalDcid)])
+    const entry = new Entry<A>(session, from, cidKey(session.localCid), cidKey(session.originalDcid))
     this.register(entry)
     this.stats.sessionsAccepted++
     this.pushEvent({ session, address: from, event: { type: 'accepted' } })
@@ -291,7 +293,8 @@ export class Endpoint<A> {
   }
 
   private register(entry: Entry<A>): void {
-    for (const key of entry.keys) this.byCid.set(key, entry)
+    this.byCid.set(entry.key, entry)
+    if (!Number.isNaN(entry.originalKey)) this.byCid.set(entry.originalKey, entry)
     this.liveSessions++
     this.timers.validCountHint = this.liveSessions
   }
@@ -324,8 +327,9 @@ export class Endpoint<A> {
   }
 
   private unregister(entry: Entry<A>): void {
-    if (this.byCid.get(entry.keys[0]) !== entry) return
-    for (const key of entry.keys) if (this.byCid.get(key) === entry) this.byCid.delete(key)
+    if (this.byCid.get(entry.key) !== entry) return
+    this.byCid.delete(entry.key)
+    if (this.byCid.get(entry.originalKey) === entry) this.byCid.delete(entry.originalKey)
     this.timers.schedule(entry, Infinity)
     this.liveSessions--
     this.stats.sessionsClosed++

@@ -242,9 +242,17 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   private sendDatagram(bytes: Uint8Array, to: UdpAddress): void {
     if (!this.socketOpen) return
     this.pendingSends++
+    try {
+      this.socket.send(bytes, to.port, to.address, this.onSent)
+    } catch (err) {
+      // Node validates synchronously (a peer with source port 0, say): count it, never crash.
+      this.pendingSends--
+      this.stats.sendErrors++
+      this.log.warn({ err, to: formatAddress(to) }, 'send refused')
+      return
+    }
     this.stats.datagramsSent++
     this.stats.bytesSent += bytes.length
-    this.socket.send(bytes, to.port, to.address, this.onSent)
   }
 
   private readonly onSent = (err: Error | null): void => {

@@ -44,6 +44,15 @@ t.test('goodput on a 10 Mbit/s, 100 ms path with a 1-BDP drop-tail buffer', asyn
   }
 })
 
+t.test('goodput holds with aggregated, delayed acks (every 10th packet or 25 ms)', async (t) => {
+  const bbr = path(new Bbr({ maxDatagramBytes: MSS, rng: new SeededRng(3) }), { lossRate: 0.01, ackEvery: 10, maxAckDelayMs: 25 })
+  const reno = path(createCongestionController('newreno', { maxDatagramBytes: MSS }), { lossRate: 0.01, ackEvery: 10, maxAckDelayMs: 25 })
+  t.comment(`1 % loss, ack every 10: BBR ${pct(bbr.utilization)} (max RTT ${bbr.maxRttMs.toFixed(1)} ms), NewReno ${pct(reno.utilization)}`)
+  t.ok(bbr.utilization >= 0.85)
+  t.ok(bbr.maxRttMs < 1.5 * RTT)
+  t.ok(reno.utilization < bbr.utilization / 3)
+})
+
 t.test('BBR keeps the queue bounded where loss-based control fills the buffer', async (t) => {
   // A 10-BDP buffer: NewReno fills it until it overflows; BBR keeps about BDP in flight.
   const bbr = path(new Bbr({ maxDatagramBytes: MSS, rng: new SeededRng(5) }), { bufferBytes: 10 * BDP })

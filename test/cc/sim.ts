@@ -28,6 +28,9 @@ export interface PathSimOptions {
   pacerBurstPackets?: number
   /** Extra forward-path delay as a function of time; must never decrease (keeps FIFO order). */
   extraDelayMs?: (nowMs: number) => number
+  /** The receiver acks every n-th packet (default 1) or after maxAckDelayMs (default 0). */
+  ackEvery?: number
+  maxAckDelayMs?: number
   /** Called after every ack the controller processed (for inspecting its state). */
   onAck?: (nowMs: number, latestRttMs: number, bytesInFlight: number) => void
 }
@@ -49,19 +52,19 @@ interface SimPacket extends RatePacketState {
   lost: boolean
 }
 
-/** FIFO of (time, packet) with amortised O(1) shift. */
-class TimedQueue {
+/** FIFO of (time, item) with amortised O(1) shift. */
+class TimedQueue<T> {
   private times: number[] = []
-  private packets: SimPacket[] = []
+  private packets: T[] = []
   private head = 0
-  push(timeMs: number, p: SimPacket): void {
+  push(timeMs: number, p: T): void {
     this.times.push(timeMs)
     this.packets.push(p)
   }
   get nextTimeMs(): number {
     return this.head < this.times.length ? this.times[this.head] : Infinity
   }
-  shift(): SimPacket {
+  shift(): T {
     const p = this.packets[this.head++]
     if (this.head > 4096) {
       this.times = this.times.slice(this.head)
@@ -77,8 +80,17 @@ export const runPathSim = (o: PathSimOptions): PathSimResult => {
   const { cc, rng } = o
   const estimator = new DeliveryRateEstimator()
   const pacer = new Pacer({ maxBurstBytes: (o.pacerBurstPackets ?? 10) * mss })
-  const toReceiver = new TimedQueue()
-  const toSender = new TimedQueue()
+  const toReceiver = new TimedQueue<SimPacket>()
+  const toSender = new TimedQueue<SimPacket[]>()
+  const ackEvery = o.ackEvery ?? 1
+  const maxAckDelayMs = o.maxAckDelayMs ?? 0
+  let pendingAck: SimPacket[] = []
+  let ackTimerMs = Infinity
+  const flushAck = (): void => {
+    toSender.push(now + o.oneWayDelayMs, pendingAck)
+    pendingAck = []
+    ackTimerMs = Infinity
+  }
   let unacked: SimPacket[] = []
   let unackedHead = 0
 
@@ -168,12 +180,20 @@ export const runPathSim = (o: PathSimOptions): PathSimResult => {
     }
   }
 
-  const onAck = (p: SimPacket): void => {
-    if (p.lost) return // declared lost by the PTO; its bytes already left bytesInFlight
-    p.acked = true
-    bytesInFlight -= p.sizeBytes
+  const onAck = (frame: SimPacket[]): void => {
+    let ackedBytes = 0
+    let newest: SimPacket | undefined
+    for (const p of frame) {
+      if (p.lost) continue // declared lost by the PTO; its bytes already left bytesInFlight
+      p.acked = true
+      bytesInFlight -= p.sizeBytes
+      ackedBytes += p.sizeBytes
+      estimator.onPacketAcked(now, p)
+      if (newest === undefined || p.packetNumber > newest.packetNumber) newest = p
+    }
+    if (newest === undefined) return
+    const p = newest
     lastProgressMs = now
-    estimator.onPacketAcked(now, p)
     if (p.packetNumber > largestAcked) largestAcked = p.packetNumber
     latestRttMs = now - p.sentTimeMs
     if (latestRttMs < minRttMs) minRttMs = latestRttMs
@@ -190,7 +210,7 @@ export const runPathSim = (o: PathSimOptions): PathSimResult => {
       if (latestRttMs > rttMax) rttMax = latestRttMs
     }
     cc.onAck(now, {
-      ackedBytes: p.sizeBytes,
+      ackedBytes,
       largestAckedSentTimeMs: p.sentTimeMs,
       latestRttMs,
       smoothedRttMs,
@@ -204,12 +224,16 @@ export const runPathSim = (o: PathSimOptions): PathSimResult => {
 
   while (now < o.durationMs) {
     const ptoMs = bytesInFlight > 0 ? lastProgressMs + (smoothedRttMs > 0 ? 3 * smoothedRttMs + 4 * rttVarMs : 1000) : Infinity
-    now = Math.min(toReceiver.nextTimeMs, toSender.nextTimeMs, nextSendMs, lossTimerMs, ptoMs)
+    now = Math.min(toReceiver.nextTimeMs, toSender.nextTimeMs, nextSendMs, lossTimerMs, ptoMs, ackTimerMs)
     if (now >= o.durationMs) break
     if (toReceiver.nextTimeMs === now) {
       const p = toReceiver.shift()
       if (now >= o.measureFromMs) measuredBytes += p.sizeBytes
-      toSender.push(now + o.oneWayDelayMs, p)
+      pendingAck.push(p)
+      if (pendingAck.length >= ackEvery || maxAckDelayMs === 0) flushAck()
+      else if (ackTimerMs === Infinity) ackTimerMs = now + maxAckDelayMs
+    } else if (ackTimerMs === now) {
+      flushAck()
     } else if (toSender.nextTimeMs === now) {
       onAck(toSender.shift())
       send()

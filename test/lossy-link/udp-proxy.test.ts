@@ -177,3 +177,27 @@ t.test('UDP blocked on demand; the capture holds both sides with drop comments',
   ])
   t.ok(cap.packets.every((p) => decodeUdp(p.data).headerChecksumOk), 'IPv4 header checksums valid')
 })
+
+t.test('IPv6: listen and upstream on ::1', async (t) => {
+  const { createSocket } = await import('node:dgram')
+  const server = createSocket('udp6')
+  try {
+    server.bind(0, '::1')
+    await once(server, 'listening')
+  } catch {
+    t.skip('no IPv6 loopback here')
+    return
+  }
+  server.on('message', (m, r) => server.send(m, r.port, r.address))
+  const app = await startLossyLink({ profile: profileFrom({}), seed: 1, udp: { listen: { host: '::1', port: 0 }, upstream: { host: '::1', port: server.address().port } } })
+  const c = createSocket('udp6')
+  c.bind(0, '::1')
+  await once(c, 'listening')
+  c.send('hi over v6', app.addresses.udp!.port, '::1')
+  const [msg, rinfo] = await once(c, 'message')
+  t.equal(String(msg), 'hi over v6')
+  t.equal(rinfo.address, '::1')
+  await app.close()
+  c.close()
+  server.close()
+})

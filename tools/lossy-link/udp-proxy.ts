@@ -21,6 +21,7 @@ import type { Direction, NatConfig } from './config.js'
 import type { Endpoint } from './ip.js'
 import type { LinkResult, LossyLink } from './link.js'
 import type { Scheduler, TaskHandle } from './scheduler.js'
+import { closeQuietly, dropComment, isLoopback, isUnspecified, literalLookup, sendComment, summarize } from './udp-util.js'
 import type { HostPort } from './units.js'
 
 export interface UdpProxyOptions {
@@ -68,14 +69,6 @@ interface Pending {
 }
 
 const MAX_PENDING_BEFORE_CONNECT = 256
-
-// Addresses are always IP literals here: answer lookups synchronously instead of a
-// dns.lookup + nextTick per datagram.
-const literalLookup = (address: string, family: unknown, cb: (err: Error | null, address: string, family: number) => void): void =>
-  cb(null, address, isIPv6(address) ? 6 : 4)
-
-const isUnspecified = (host: string): boolean => host === '0.0.0.0' || host === '::'
-const isLoopback = (host: string): boolean => host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.')
 
 export class UdpProxy extends EventEmitter {
   private readonly options: UdpProxyOptions
@@ -341,19 +334,3 @@ export class UdpProxy extends EventEmitter {
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()))
   }
 }
-
-const closeQuietly = (socket: Socket): void => {
-  try {
-    socket.close()
-  } catch {
-    // already closed
-  }
-}
-
-const dropComment = (r: LinkResult): string | undefined => (r.dropped !== undefined ? `lossy-link: dropped (${r.dropped})` : undefined)
-
-const sendComment = (d: Delivery): string | undefined =>
-  d.duplicate || d.corrupted ? `lossy-link:${d.duplicate ? ' duplicate' : ''}${d.corrupted ? ' corrupted' : ''}` : undefined
-
-const summarize = (r: LinkResult) =>
-  r.dropped !== undefined ? { dropped: r.dropped } : { deliveries: r.deliveries.map((d) => ({ atMs: d.atMs, duplicate: d.duplicate, corrupted: d.corrupted })) }

@@ -21,6 +21,7 @@ import type {
   SentPacketForCc,
 } from './controller.js'
 import type { Rng } from '../rng.js'
+import { AckAggregation } from './ack-aggregation.js'
 import { defaultInitialWindowBytes } from './new-reno.js'
 import { WindowedMaxFilter } from './windowed-filter.js'
 
@@ -35,10 +36,6 @@ const FULL_BW_GROWTH = 1.25
 const FULL_BW_ROUNDS = 3
 /** RTT samples this close to the minimum count as seeing it again (clock granularity). */
 const MIN_RTT_TOLERANCE_MS = 0.001
-/** Ack-aggregation headroom: max excess over two windows of this many rounds. */
-const ACK_AGGREGATION_ROUNDS = 5
-/** Cap on the ack-aggregation headroom, in time at btlBw. */
-const ACK_AGGREGATION_MAX_MS = 100
 const SEND_QUANTUM_MAX_BYTES = 64 * 1024
 const SLOW_RATE_BYTES_PER_MS = 1.2e6 / 8 / 1000
 const FAST_RATE_BYTES_PER_MS = 24e6 / 8 / 1000
@@ -92,12 +89,7 @@ export class Bbr implements CongestionController {
   private probeRttStartDelivered = 0
   private probeRttBubbleEnd = -1
 
-  // Ack aggregation: bytes acked beyond what btlBw predicts since the epoch started.
-  private ackEpochStartMs = 0
-  private ackEpochAcked = 0
-  private readonly extraAcked = [0, 0]
-  private extraAckedIndex = 0
-  private extraAckedRounds = 0
+  private readonly ackAggregation = new AckAggregation()
 
   constructor(opts: CongestionControllerOptions) {
     this.mss = opts.maxDatagramBytes
@@ -136,8 +128,7 @@ export class Bbr implements CongestionController {
     // bytesInFlight includes this packet: at most its size means the pipe was empty.
     if (bytesInFlight <= packet.sizeBytes && this.appLimitedUntil !== 0) {
       this.idleRestart = true
-      this.ackEpochStartMs = nowMs
-      this.ackEpochAcked = 0
+      this.ackAggregation.restart(nowMs)
       // Restarting from idle in ProbeBW: resume at the estimated rate, no probing burst.
       if (this.mode === 'probe_bw' && this.btlBw > 0) this.pacingRate = this.btlBw * PACING_MARGIN
     }
@@ -172,7 +163,7 @@ export class Bbr implements CongestionController {
 
     this.updateRound(rs)
     this.updateBandwidth(rs, sampleAppLimited)
-    this.updateAckAggregation(nowMs, ack.ackedBytes, rs)
+    if (rs !== undefined) this.ackAggregation.onAck(nowMs, ack.ackedBytes, this.btlBw, this.cwnd, this.roundStart)
     if (this.mode === 'probe_bw') this.checkCyclePhase(nowMs, priorInFlight)
     this.checkFullPipe(rs, sampleAppLimited)
     this.checkDrain(nowMs, ack.bytesInFlight)
@@ -199,27 +190,6 @@ export class Bbr implements CongestionController {
     if (rs.deliveryRateBytesPerMs >= this.btlBw || !appLimited) {
       this.btlBw = this.bwFilter.update(this.rounds, rs.deliveryRateBytesPerMs)
     }
-  }
-
-  /** Estimates how many bytes acks deliver in bursts beyond the modelled rate. */
-  private updateAckAggregation(nowMs: number, ackedBytes: number, rs: RateSample | undefined): void {
-    if (rs === undefined || ackedBytes <= 0 || this.btlBw <= 0) return
-    if (this.roundStart && ++this.extraAckedRounds >= ACK_AGGREGATION_ROUNDS) {
-      this.extraAckedRounds = 0
-      this.extraAckedIndex ^= 1
-      this.extraAcked[this.extraAckedIndex] = 0
-    }
-    let expected = this.btlBw * (nowMs - this.ackEpochStartMs)
-    if (this.ackEpochAcked <= expected) {
-      // Acks arrive no faster than the model says: start a new epoch here.
-      this.ackEpochAcked = 0
-      this.ackEpochStartMs = nowMs
-      expected = 0
-    }
-    this.ackEpochAcked += ackedBytes
-    let extra = this.ackEpochAcked - expected
-    if (extra > this.cwnd) extra = this.cwnd
-    if (extra > this.extraAcked[this.extraAckedIndex]) this.extraAcked[this.extraAckedIndex] = extra
   }
 
   private checkCyclePhase(nowMs: number, priorInFlight: number): void {
@@ -342,10 +312,7 @@ export class Bbr implements CongestionController {
   private setCwnd(ackedBytes: number): void {
     let target = this.inflightBytes(this.cwndGain)
     if (this.filledPipe) {
-      let aggregation = this.extraAcked[0] > this.extraAcked[1] ? this.extraAcked[0] : this.extraAcked[1]
-      const cap = this.btlBw * ACK_AGGREGATION_MAX_MS
-      if (aggregation > cap) aggregation = cap
-      target += aggregation
+      target += this.ackAggregation.headroomBytes(this.btlBw)
       this.cwnd = Math.min(this.cwnd + ackedBytes, target)
     } else if (this.cwnd < target || this.delivered < this.initialWindowBytes) {
       this.cwnd += ackedBytes

@@ -11,7 +11,7 @@ export interface AckTrackerOptions {
   /** Ack-eliciting packets that trigger an immediate ACK. */
   ackElicitingThreshold: number
   /** Ranges kept (and so reported) at most. */
-  maxRanges: number
+  maxAckRanges: number
 }
 
 export class AckTracker {
@@ -23,6 +23,7 @@ export class AckTracker {
   /** Absolute time the pending ACK must be sent by; Infinity when not ack-eliciting. */
   ackDeadlineMs = Infinity
   private ackElicitingSinceAck = 0
+  /** Held by reference (sessions pass their shared config). */
   private readonly opts: AckTrackerOptions
 
   constructor(opts: AckTrackerOptions) {
@@ -37,7 +38,7 @@ export class AckTracker {
   onPacketReceived(nowMs: number, packetNumber: number, ackEliciting: boolean): void {
     const outOfOrder = packetNumber !== this.largestReceived + 1 && this.largestReceived >= 0
     this.received.add(packetNumber)
-    if (this.received.rangeCount > this.opts.maxRanges) this.received.truncateToNewest(this.opts.maxRanges)
+    if (this.received.rangeCount > this.opts.maxAckRanges) this.received.truncateToNewest(this.opts.maxAckRanges)
     if (packetNumber > this.largestReceived) {
       this.largestReceived = packetNumber
       this.largestReceivedTimeMs = nowMs

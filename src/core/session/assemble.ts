@@ -17,7 +17,7 @@ import { encodeLongHeader, encodeShortHeader, longHeaderLength, shortHeaderLengt
 import { encodeTruncated, packetNumberLength } from '../wire/pn-encoding.js'
 import { Writer } from '../wire/writer.js'
 import { RecordKind, SentRecord } from './sent-record.js'
-import type { Session } from './session.js'
+import { type Session, sameBytes } from './session.js'
 
 /**
  * One scratch buffer for building packets, shared by every session: packets are built
@@ -63,28 +63,33 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   w.reset()
   w.offset = headerBytes
 
-  // What may go out now.
-  const cwndOpen = s.tracker.bytesInFlight + maxBytes <= s.cc.congestionWindowBytes
+  // What may go out now. The congestion controller is only consulted when there is data
+  // to send, so a hibernated session answering a keepalive does not recreate it.
   const probing = s.probesPending > 0
+  const streamWork = s.state === 'established' && anyStreamWork(s)
+  let mayCarryData = false
+  let cwndFull = false
   let pacedUntil = 0
-  let mayCarryData = (cwndOpen || probing) && s.state === 'established'
-  if (mayCarryData && !probing) {
-    const rate = s.cc.pacingRateBytesPerMs(s.rtt.smoothedRttMs)
-    const t = s.pacer.earliestSendTimeMs(nowMs, maxBytes, rate)
-    if (t > nowMs) {
-      pacedUntil = t
-      mayCarryData = false
+  if (streamWork || probing) {
+    cwndFull = s.tracker.bytesInFlight + maxBytes > s.cc.congestionWindowBytes
+    mayCarryData = (!cwndFull || probing) && s.state === 'established'
+    if (mayCarryData && !probing) {
+      const t = s.pacer.earliestSendTimeMs(nowMs, maxBytes, s.cc.pacingRateBytesPerMs(s.rtt.smoothedRttMs))
+      if (t > nowMs) {
+        pacedUntil = t
+        mayCarryData = false
+      }
     }
   }
-  const hasStreamWork = mayCarryData && anyStreamWork(s)
+  const hasStreamWork = mayCarryData && streamWork
   const hasControl = hasControlWork(s)
   const ackDue = s.ackTracker.ackDue(nowMs)
   if (!hasStreamWork && !hasControl && !ackDue) {
-    s.pacingBlockedUntilMs = pacedUntil > 0 && anyStreamWork(s) ? pacedUntil : 0
-    if (!cwndOpen || pacedUntil > 0) return undefined
-    if (s.tracker.bytesInFlight < s.cc.congestionWindowBytes && s.state === 'established') {
+    s.pacingBlockedUntilMs = pacedUntil
+    const cc = s.existingCc()
+    if (!streamWork && cc !== null && s.state === 'established' && s.tracker.bytesInFlight < cc.congestionWindowBytes) {
       s.rate.onAppLimited(s.tracker.bytesInFlight)
-      s.cc.onAppLimited?.(nowMs, s.tracker.bytesInFlight)
+      cc.onAppLimited?.(nowMs, s.tracker.bytesInFlight)
     }
     return undefined
   }
@@ -192,6 +197,7 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   }
   s.stats.packetsSent++
   s.stats.bytesSent += datagram.length
+  s.lastSentMs = nowMs
   if (s.trace !== undefined) {
     s.emitTrace(nowMs, TraceName.packetSent, {
       packet_number: packetNumber,
@@ -342,7 +348,8 @@ const buildClosePacket = (s: Session, nowMs: number): Uint8Array | undefined => 
   const pnLength = 4
   const w = scratch
   w.reset()
-  const isLong = s.remoteCid === s.originalDcid && s.role === 'client'
+  // A client that never learnt the server's CID still speaks in Initial packets.
+  const isLong = s.role === 'client' && s.originalDcid !== undefined && sameBytes(s.remoteCid, s.originalDcid)
   const fields = {
     type: 'initial' as const,
     dcid: s.remoteCid,

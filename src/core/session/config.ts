@@ -48,6 +48,11 @@ export interface SessionConfig {
   duplicateRetransmitMaxBytes: number
   /** Pacer burst allowance. */
   pacerBurstPackets: number
+  /**
+   * After this long with nothing in flight or queued, the session drops its congestion,
+   * pacing and sent-packet state (recreated on the next send; 0 = never).
+   */
+  hibernateAfterMs: number
 }
 
 export const DEFAULT_SESSION_CONFIG: Readonly<SessionConfig> = Object.freeze({
@@ -63,7 +68,7 @@ export const DEFAULT_SESSION_CONFIG: Readonly<SessionConfig> = Object.freeze({
   packetThreshold: 3,
   granularityMs: 1,
   ptoBackoff: 1.5,
-  maxPtoMs: 10_000,
+  maxPtoMs: 5_000,
   deadLinkTimeoutMs: 20_000,
   idleTimeoutMs: 60_000,
   keepAliveIntervalMs: 0,
@@ -72,6 +77,7 @@ export const DEFAULT_SESSION_CONFIG: Readonly<SessionConfig> = Object.freeze({
   realtimeDeadlineMs: 400,
   duplicateRetransmitMaxBytes: 256,
   pacerBurstPackets: 10,
+  hibernateAfterMs: 5_000,
 })
 
 const positive = (name: keyof SessionConfig, value: number): void => {

@@ -7,6 +7,8 @@ export type SessionEvent =
   /** The message passed its expiry (or realtime deadline) before it was acknowledged:
    * it is no longer retransmitted. It may or may not have reached the peer. */
   | { type: 'message_expired'; streamId: number; seq: number }
+  /** The session ended (closed, dead link, idle timeout) before the message was acknowledged. */
+  | { type: 'message_failed'; streamId: number; seq: number }
   /** Nothing was heard from the peer for deadLinkTimeoutMs while data was outstanding. */
   | { type: 'dead_link'; silentMs: number }
   | { type: 'closed'; code: number; reason: string; byPeer: boolean }

@@ -60,7 +60,7 @@ export class Session {
   readonly trace: TraceSink | undefined
   readonly protection: PacketProtection
   readonly localCid: Uint8Array
-  remoteCid: Uint8Array
+  readonly remoteCid: Uint8Array
   /** The CID the client first addressed (server accepts Initial packets to it). */
   originalDcid: Uint8Array | undefined
   private traceIdCache: string | undefined
@@ -76,15 +76,16 @@ export class Session {
   readonly rtt: RttEstimator
   readonly tracker: SentPacketTracker<SentRecord>
   readonly ackTracker: AckTracker
-  readonly cc: CongestionController
-  readonly rate = new DeliveryRateEstimator()
-  readonly pacer: Pacer
+  private ccState: CongestionController | null = null
+  private rateState: DeliveryRateEstimator | null = null
+  private pacerState: Pacer | null = null
   nextPacketNumber = 0
   ptoCount = 0
   probesPending = 0
   pacingBlockedUntilMs = 0
   lastReceivedMs: number
   lastSentAckElicitingMs: number
+  lastSentMs: number
 
   // --- flow control and streams ---
   readonly sessionSendCredit: SendCredit
@@ -110,6 +111,59 @@ export class Session {
   closeSendPending = false
   closeDeadlineMs = Infinity
 
+  /**
+   * Congestion controller, delivery-rate estimator and pacer are created on first use
+   * and dropped when the session goes quiet (see hibernate): a congestion window is
+   * stale after an idle period anyway (RFC 2861 restarts it), and an idle session
+   * should cost as little memory as possible.
+   */
+  get cc(): CongestionController {
+    if (this.ccState === null) {
+      this.ccState = createCongestionController(this.config.congestionController, { maxDatagramBytes: this.config.maxDatagramBytes, rng: this.rng })
+    }
+    return this.ccState
+  }
+
+  /** The congestion controller if it exists (without creating one). */
+  existingCc(): CongestionController | null {
+    return this.ccState
+  }
+
+  get rate(): DeliveryRateEstimator {
+    if (this.rateState === null) this.rateState = new DeliveryRateEstimator()
+    return this.rateState
+  }
+
+  get pacer(): Pacer {
+    if (this.pacerState === null) this.pacerState = new Pacer({ maxBurstBytes: this.config.pacerBurstPackets * this.config.maxDatagramBytes })
+    return this.pacerState
+  }
+
+  /** Nothing in flight, queued or owed: the session can shed its per-flow state. */
+  isQuiescent(): boolean {
+    if (this.state !== 'established' || this.tracker.ackElicitingInFlight > 0 || this.ackTracker.ackPending) return false
+    if (this.probesPending > 0 || this.pingPending || this.helloPending || this.eventHead < this.events.length) return false
+    for (const stream of this.sendOrder) if (stream.hasWork || stream.liveCount > 0) return false
+    return true
+  }
+
+  /**
+   * Release what an idle session does not need: congestion and pacing state, the record
+   * of ACK-only packets, buffers. Everything is recreated on demand. Returns whether it did.
+   */
+  hibernate(): boolean {
+    if (!this.isQuiescent()) return false
+    this.ccState = null
+    this.rateState = null
+    this.pacerState = null
+    this.pacingBlockedUntilMs = 0
+    for (const p of this.tracker.drain()) p.records = null
+    this.events = []
+    this.eventHead = 0
+    if (this.role === 'server') this.originalDcid = undefined
+    return true
+  }
+
   /** Hex connection id naming this session in traces (computed on first use). */
   get traceId(): string {
     if (this.traceIdCache === undefined) this.traceIdCache = hex(this.localCid)
@@ -125,25 +179,26 @@ export class Session {
     this.rng = opts.rng
     this.trace = opts.trace
     this.protection = opts.protection ?? nullProtection
-    this.localCid = opts.localCid ?? this.randomCid()
-    this.remoteCid = opts.remoteCid ?? this.randomCid()
-    if (this.role === 'client') this.originalDcid = this.remoteCid
+    // Both connection ids live in one 16-byte buffer (an idle session's memory counts).
+    const cids = new Uint8Array(2 * CID_LENGTH)
+    this.localCid = cids.subarray(0, CID_LENGTH)
+    this.remoteCid = cids.subarray(CID_LENGTH)
+    if (opts.localCid !== undefined) this.localCid.set(opts.localCid)
+    else this.rng.fillBytes(this.localCid)
+    if (opts.remoteCid !== undefined) this.remoteCid.set(opts.remoteCid)
+    else this.rng.fillBytes(this.remoteCid)
+    if (this.role === 'client') this.originalDcid = this.remoteCid.slice()
     this.peerParams = resolveTransportParams({})
     this.maxDatagramBytes = this.config.maxDatagramBytes
     this.idleTimeoutMs = this.config.idleTimeoutMs
     this.rtt = new RttEstimator({ initialRttMs: this.config.initialRttMs, maxAckDelayMs: this.peerParams.maxAckDelayMs })
     this.tracker = new SentPacketTracker<SentRecord>({ packetThreshold: this.config.packetThreshold })
-    this.ackTracker = new AckTracker({
-      maxAckDelayMs: this.config.maxAckDelayMs,
-      ackElicitingThreshold: this.config.ackElicitingThreshold,
-      maxRanges: this.config.maxAckRanges,
-    })
-    this.cc = createCongestionController(this.config.congestionController, { maxDatagramBytes: this.config.maxDatagramBytes })
-    this.pacer = new Pacer({ maxBurstBytes: this.config.pacerBurstPackets * this.config.maxDatagramBytes })
+    this.ackTracker = new AckTracker(this.config)
     this.sessionSendCredit = new SendCredit(this.peerParams.initialMaxData)
     this.sessionRecvCredit = new RecvCredit(this.config.sessionWindowBytes)
     this.lastReceivedMs = opts.nowMs
     this.lastSentAckElicitingMs = opts.nowMs
+    this.lastSentMs = opts.nowMs
     this.helloPending = this.role === 'client'
     this.emitTrace(opts.nowMs, TraceName.sessionStateUpdated, { new: 'connecting', role: this.role })
   }
@@ -292,7 +347,7 @@ export class Session {
       }
       if (header.type === 'initial' && this.role === 'client' && this.state === 'connecting' && header.scid.length === CID_LENGTH) {
         // Only an authenticated packet may tell us the server's connection id.
-        this.remoteCid = header.scid.slice()
+        this.remoteCid.set(header.scid)
       }
       this.onPacket(nowMs, packetNumber, payload, header.type === 'short', datagram.length)
     }
@@ -318,6 +373,19 @@ export class Session {
     if (keepAlive > 0 && this.state === 'established' && nowMs >= this.lastSentAckElicitingMs + keepAlive) this.pingPending = true
     if (this.nextExpiryMs <= nowMs) this.expireMessages(nowMs)
     if (this.pacingBlockedUntilMs <= nowMs) this.pacingBlockedUntilMs = 0
+    const hibernateAt = this.hibernateDeadlineMs()
+    if (hibernateAt <= nowMs) this.hibernate()
+  }
+
+  /** When a quiet session sheds its per-flow state (Infinity: not now). */
+  private hibernateDeadlineMs(): number {
+    const after = this.config.hibernateAfterMs
+    if (after <= 0 || this.isHibernated() || !this.isQuiescent()) return Infinity
+    return Math.max(this.lastReceivedMs, this.lastSentMs) + after
+  }
+
+  isHibernated(): boolean {
+    return this.ccState === null && this.rateState === null && this.pacerState === null && this.tracker.outstandingCount === 0
   }
 
   /** The next datagram to send, or undefined when there is nothing to send right now. */
@@ -340,6 +408,8 @@ export class Session {
     }
     if (this.pacingBlockedUntilMs > 0 && this.pacingBlockedUntilMs < t) t = this.pacingBlockedUntilMs
     if (this.nextExpiryMs < t) t = this.nextExpiryMs
+    const hibernateAt = this.hibernateDeadlineMs()
+    if (hibernateAt < t) t = hibernateAt
     return t
   }
 
@@ -581,8 +651,20 @@ export class Session {
     this.releaseAll()
   }
 
-  /** Drop every queued message and buffer: nothing more will be sent or delivered. */
+  /**
+   * Drop every queued message and buffer: nothing more will be sent or delivered. Each
+   * message not yet acknowledged is reported failed, so the application always learns
+   * the fate of what it sent (acked, expired or failed).
+   */
   private releaseAll(): void {
+    for (const stream of this.sendOrder) {
+      for (const msg of stream.liveMessages()) {
+        if (msg.state !== MessageState.live) continue
+        msg.state = MessageState.abandoned
+        msg.release()
+        this.pushEvent({ type: 'message_failed', streamId: msg.streamId, seq: msg.seq })
+      }
+    }
     for (const p of this.tracker.drain()) p.records = null
     this.sendOrder = []
     this.recvStreams = null
@@ -611,11 +693,6 @@ export class Session {
     if (this.trace !== undefined) this.trace({ time: nowMs, name, data, session: this.traceId })
   }
 
-  private randomCid(): Uint8Array {
-    const cid = new Uint8Array(CID_LENGTH)
-    this.rng.fillBytes(cid)
-    return cid
-  }
 
   /** Internal sizes, for tests asserting bounded memory. */
   debugSizes(): Record<string, number> {

@@ -1,0 +1,106 @@
+/**
+ * UDP echo bench: round trips per second and RTT through the real I/O layer
+ * (UdpEndpoint + echo server, CRC-32C protection) against a plain node:dgram echo
+ * measured in the same run. The server runs here; the client runs in a child process
+ * (bench/udp-echo-client.ts) so each side has its own core. Loopback, 64-byte
+ * messages, 1 and 32 messages in flight. No targets yet: this is the baseline.
+ *
+ * Run alone with `npm run bench -- udp-echo` (add `--quick` for a smoke run).
+ */
+import { spawn } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { startEchoServer } from '../src/io/server.js'
+import type { EchoClientArgs, EchoClientResult } from './udp-echo-client.js'
+import type { BenchReport } from './report.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const CLIENT = fileURLToPath(new URL('./udp-echo-client.ts', import.meta.url))
+const SIZE_BYTES = 64
+const WINDOWS = [1, 32]
+
+interface Row {
+  impl: 'pigeon' | 'raw'
+  window: number
+  client: EchoClientResult
+  serverCpuMs: number
+}
+
+/** Runs one client; returns its result and the CPU time this process spent during its measure window. */
+const runClient = async (args: EchoClientArgs): Promise<{ client: EchoClientResult; serverCpuMs: number }> => {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify(args)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  let cpuStart: NodeJS.CpuUsage | undefined
+  let serverCpuMs = NaN
+  let result: EchoClientResult | undefined
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const j = JSON.parse(line) as { phase?: string } & EchoClientResult
+    if (j.phase === 'measure') cpuStart = process.cpuUsage()
+    else if (j.phase === 'done' && cpuStart !== undefined) {
+      const cpu = process.cpuUsage(cpuStart)
+      serverCpuMs = (cpu.user + cpu.system) / 1000
+    } else result = j
+  })
+  const [code] = (await once(child, 'exit')) as [number | null]
+  if (code !== 0 || result === undefined) throw new Error(`bench client exited with ${code}`)
+  return { client: result, serverCpuMs }
+}
+
+/** The reference: the smallest echo node:dgram can do. */
+const startRawEcho = async (): Promise<{ port: number; close: () => Promise<void> }> => {
+  const socket = createSocket('udp4')
+  socket.on('message', (m, r) => socket.send(m, r.port, r.address))
+  socket.bind(0, '127.0.0.1')
+  await once(socket, 'listening')
+  return {
+    port: socket.address().port,
+    close: async () => {
+      socket.close()
+      await once(socket, 'close')
+    },
+  }
+}
+
+const measure = async (impl: Row['impl'], port: number, window: number, quick: boolean): Promise<Row> => {
+  const { client, serverCpuMs } = await runClient({ impl, port, window, sizeBytes: SIZE_BYTES, warmupMs: quick ? 200 : 500, measureMs: quick ? 800 : 3000 })
+  return { impl, window, client, serverCpuMs }
+}
+
+const round = (x: number, digits: number): number => Number(x.toFixed(digits))
+
+export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> {
+  const quick = opts.quick === true
+  const pigeon = await startEchoServer({ host: '127.0.0.1', port: 0 })
+  const raw = await startRawEcho()
+  const rows: Row[] = []
+  try {
+    for (const window of WINDOWS) {
+      rows.push(await measure('raw', raw.port, window, quick))
+      rows.push(await measure('pigeon', pigeon.port, window, quick))
+    }
+  } finally {
+    await Promise.all([pigeon.close(), raw.close()])
+  }
+  const table = rows.map((r) => {
+    const perSecond = (r.client.roundTrips * 1000) / r.client.elapsedMs
+    const reference = rows.find((x) => x.impl === 'raw' && x.window === r.window)!
+    const referencePerSecond = (reference.client.roundTrips * 1000) / reference.client.elapsedMs
+    return {
+      impl: r.impl,
+      inFlight: r.window,
+      roundTripsPerSecond: Math.round(perSecond),
+      vsRawDgram: round(perSecond / referencePerSecond, 2),
+      rttP50Ms: round(r.client.rttP50Ms, 3),
+      rttP99Ms: round(r.client.rttP99Ms, 3),
+      serverCpuUsPerRoundTrip: round((r.serverCpuMs * 1000) / Math.max(1, r.client.roundTrips), 1),
+      lost: r.client.lost,
+    }
+  })
+  return { name: 'udp-echo', table, targets: [], json: { sizeBytes: SIZE_BYTES, quick, rows } }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const report = await run({ quick: process.argv.includes('--quick') })
+  console.table(report.table)
+}

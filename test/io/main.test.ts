@@ -1,0 +1,102 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { connect, messages, str, text, unusedPort } from './helpers.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const tsx = (script: string, args: string[]): ChildProcess =>
+  spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+
+interface LogLine {
+  msg: string
+  port?: number
+  [key: string]: unknown
+}
+
+/** Start `npm start`'s entry; resolves once it logged where it listens. */
+const startServerProcess = async (args: string[]): Promise<{ child: ChildProcess; port: number; lines: LogLine[] }> => {
+  const child = tsx('src/server/main.ts', args)
+  const lines: LogLine[] = []
+  const listening = new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const j = JSON.parse(line) as LogLine
+      lines.push(j)
+      if (j.msg === 'listening') resolve(j.port!)
+    })
+    child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)))
+  })
+  return { child, port: await listening, lines }
+}
+
+const runToEnd = async (child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  return { code, stdout, stderr }
+}
+
+t.test('npm start: answers a client and the ping script on both families, exits 0 on SIGTERM', { timeout: 60_000 }, async (t) => {
+  const qlog = join(mkdtempSync(join(tmpdir(), 'pigeon-')), 'server.qlog')
+  // No --host: the default listens on both IPv6 and IPv4.
+  const { child, port, lines } = await startServerProcess(['--port', '0', '--qlog', qlog])
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  })
+  t.ok(port > 0, `listening on port ${port}`)
+
+  for (const host of ['127.0.0.1', '::1']) {
+    const client = await connect(host, port)
+    const one = messages(client, 1)
+    client.send(0, text(`ping over ${host}`))
+    t.equal(str((await one)[0].data), `ping over ${host}`, `echo over ${host}`)
+    await client.close()
+  }
+
+  const ping = await runToEnd(tsx('src/client/ping.ts', ['--host', '127.0.0.1', '--port', String(port), '--count', '3', '--interval-ms', '0']))
+  t.equal(ping.code, 0, 'ping exits 0')
+  t.match(ping.stdout, /3 sent, 3 echoed, 0\.0% lost/)
+  t.match(ping.stdout, /rtt min\/avg\/p50\/p99\/max = /)
+
+  const exit = once(child, 'exit')
+  child.kill('SIGTERM')
+  const [code] = (await exit) as [number | null]
+  t.equal(code, 0, 'exit 0 after SIGTERM')
+  t.ok(lines.some((l) => l.msg === 'session closed'), 'the server logged sessions closing')
+  t.ok(lines.some((l) => l.msg === 'stopped'), 'and its shutdown')
+
+  const events = readFileSync(qlog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { time: number; name: string })
+  t.ok(events.length > 10, 'qlog has events')
+  t.ok(events.some((e) => e.name === 'transport:packet_received'))
+  t.ok(events.every((e) => e.time > 1e12), 'qlog times are Unix-epoch milliseconds')
+})
+
+t.test('npm start closes live sessions with CLOSE on SIGTERM', { timeout: 60_000 }, async (t) => {
+  const { child, port } = await startServerProcess(['--host', '::1', '--port', '0'])
+  const client = await connect('::1', port)
+  const closed = new Promise((resolve) => client.once('closed', resolve))
+  child.kill('SIGTERM')
+  t.same(await closed, { code: 0, reason: 'server shutting down', byPeer: true })
+  const [code] = (await once(child, 'exit')) as [number | null]
+  t.equal(code, 0)
+})
+
+t.test('ping exits 1 with a clear message when nothing answers', { timeout: 60_000 }, async (t) => {
+  const port = await unusedPort('127.0.0.1')
+  const r = await runToEnd(tsx('src/client/ping.ts', ['--port', String(port), '--count', '1', '--timeout-ms', '300']))
+  t.equal(r.code, 1)
+  t.match(r.stderr, new RegExp(`pigeon ping: pigeon server 127\\.0\\.0\\.1:${port} unreachable`))
+})
+
+t.test('bad arguments: exit 2 with usage', { timeout: 60_000 }, async (t) => {
+  const r = await runToEnd(tsx('src/server/main.ts', ['--port', 'seventy']))
+  t.equal(r.code, 2)
+  t.match(r.stderr, /invalid port/)
+  t.match(r.stderr, /Usage: npm start/)
+})
