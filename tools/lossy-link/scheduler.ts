@@ -23,7 +23,7 @@ export class RealClock implements Clock {
   readonly originEpochMs = Date.now()
   readonly toleranceMs: number
 
-  constructor(toleranceMs = 0.5) {
+  constructor(toleranceMs = 1) {
     this.toleranceMs = toleranceMs
   }
 

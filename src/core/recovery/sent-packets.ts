@@ -2,6 +2,9 @@ import type { AckRange } from './ack-range.js'
 
 export const PacketState = { outstanding: 0, acked: 1, lost: 2 } as const
 
+/** Lost packets remembered at most, for persistent-congestion detection. */
+const MAX_LOST_KEPT = 1024
+
 /**
  * What we remember about a packet we sent. `records` is whatever the session needs to
  * react to the packet's fate (fragments to resend, control frames to repeat).
@@ -94,7 +97,8 @@ export class SentPacketTracker<R> {
 
   get(packetNumber: number): SentPacket<R> | undefined {
     const index = packetNumber - this.firstPacketNumber
-    return index >= this.head && index < this.slots.length ? this.slots[index] : undefined
+    const p = index >= this.head && index < this.slots.length ? this.slots[index] : undefined
+    return p !== undefined && p.state === PacketState.outstanding ? p : undefined
   }
 
   /** Mark packets in `ranges` (descending, inclusive) acknowledged. */
@@ -136,13 +140,19 @@ export class SentPacketTracker<R> {
         runStartMs = -1 // an acknowledged packet breaks a run of losses
         continue
       }
+      if (p.state === PacketState.lost) {
+        // Declared lost earlier: still part of a run of losses (RFC 9002 §7.6.2).
+        if (p.ackEliciting && runStartMs < 0) runStartMs = p.sentTimeMs
+        continue
+      }
       // Compare sentTime + delay with now (not sentTime with now - delay): the timer is
       // armed at exactly sentTime + delay, so the two sides must round identically.
       const lossAtMs = p.sentTimeMs + lossDelayMs
       if (p.packetNumber <= this.largestAcked - this.packetThreshold || lossAtMs <= nowMs) {
+        // Lost packets stay in their slot (state lost) until compaction, so a later
+        // detection still sees them as part of a loss run.
         p.state = PacketState.lost
         this.removeFromFlight(p)
-        this.slots[i] = undefined
         if (p.ackEliciting) {
           lost.push(p)
           if (runStartMs < 0) runStartMs = p.sentTimeMs
@@ -161,7 +171,7 @@ export class SentPacketTracker<R> {
     const out: Array<SentPacket<R>> = []
     for (let i = this.head; i < this.slots.length && out.length < limit; i++) {
       const p = this.slots[i]
-      if (p !== undefined && p.ackEliciting) out.push(p)
+      if (p !== undefined && p.ackEliciting && p.state === PacketState.outstanding) out.push(p)
     }
     return out
   }
@@ -171,7 +181,7 @@ export class SentPacketTracker<R> {
     const out: Array<SentPacket<R>> = []
     for (let i = this.head; i < this.slots.length; i++) {
       const p = this.slots[i]
-      if (p !== undefined) out.push(p)
+      if (p !== undefined && p.state === PacketState.outstanding) out.push(p)
     }
     this.slots = []
     this.head = 0
@@ -188,7 +198,23 @@ export class SentPacketTracker<R> {
 
   private compact(): void {
     const slots = this.slots
-    while (this.head < slots.length && slots[this.head] === undefined) this.head++
+    // Drop acknowledged packets (undefined) from the front. A block of lost packets stays
+    // while packets after it are outstanding or not yet sent: a later detection may find
+    // the run of losses continuing (persistent congestion, RFC 9002 §7.6.2). It goes once
+    // an acknowledged packet ends the run, or when it grows past MAX_LOST_KEPT.
+    while (this.head < slots.length) {
+      const p = slots[this.head]
+      if (p === undefined) {
+        this.head++
+        continue
+      }
+      if (p.state === PacketState.outstanding) break
+      let j = this.head
+      while (j < slots.length && slots[j] !== undefined && slots[j]!.state === PacketState.lost) j++
+      const runEnded = j < slots.length && slots[j] === undefined
+      if (!runEnded && j - this.head <= MAX_LOST_KEPT) break
+      this.head = runEnded ? j : j - MAX_LOST_KEPT
+    }
     if (this.head === slots.length) {
       this.firstPacketNumber += this.head
       slots.length = 0

@@ -236,7 +236,8 @@ const writeFlowControl = (s: Session, w: Writer, end: number, addRecord: (r: Sen
   let wrote = false
   const grant = s.sessionRecvCredit.nextGrant()
   if (grant !== undefined || s.maxDataPending) {
-    const maximum = grant ?? s.sessionRecvCredit.maxGrantedBytes
+    const credit = s.sessionRecvCredit
+    const maximum = grant ?? Math.max(credit.maxGrantedBytes, credit.consumedBytes + credit.windowBytes)
     if (end - w.offset >= maxDataLength({ type: FrameType.MAX_DATA, maximum })) {
       encodeMaxData(w, { type: FrameType.MAX_DATA, maximum })
       s.sessionRecvCredit.markGranted(maximum)
@@ -252,7 +253,7 @@ const writeFlowControl = (s: Session, w: Writer, end: number, addRecord: (r: Sen
       const streamGrant = credit.nextGrant()
       const repeat = s.maxStreamDataPending?.has(r.id) ?? false
       if (streamGrant === undefined && !repeat) continue
-      const maximum = streamGrant ?? credit.maxGrantedBytes
+      const maximum = streamGrant ?? Math.max(credit.maxGrantedBytes, credit.consumedBytes + credit.windowBytes)
       const frame = { type: FrameType.MAX_STREAM_DATA, streamId: r.id, maximum } as const
       if (end - w.offset < maxStreamDataLength(frame)) break
       encodeMaxStreamData(w, frame)

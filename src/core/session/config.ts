@@ -112,8 +112,10 @@ const resolveUncached = (partial: Partial<SessionConfig>): SessionConfig => {
   if (c.maxDatagramBytes < 1200 || c.maxDatagramBytes > 65_507) {
     throw new UsageError(ErrorCode.INTERNAL_ERROR, `maxDatagramBytes must be within [1200, 65507], got ${c.maxDatagramBytes}`)
   }
-  if (c.streamWindowBytes < c.maxMessageBytes + MESSAGE_FLOW_OVERHEAD_BYTES) {
-    throw new UsageError(ErrorCode.INTERNAL_ERROR, 'streamWindowBytes must hold at least one maxMessageBytes message')
+  // Window updates go out once half a window is consumed, so a window must hold two
+  // maximal messages or a sender could wait forever for credit for the second one.
+  if (c.streamWindowBytes < 2 * (c.maxMessageBytes + MESSAGE_FLOW_OVERHEAD_BYTES)) {
+    throw new UsageError(ErrorCode.INTERNAL_ERROR, 'streamWindowBytes must hold at least two maxMessageBytes messages (plus 32 bytes each)')
   }
   if (c.sessionWindowBytes < c.streamWindowBytes) {
     throw new UsageError(ErrorCode.INTERNAL_ERROR, 'sessionWindowBytes must be >= streamWindowBytes')

@@ -41,12 +41,12 @@ export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
         break
       case FrameType.DATA_BLOCKED:
         ackEliciting = true
-        if (s.sessionRecvCredit.nextGrant() !== undefined) s.maxDataPending = true
+        if (s.sessionRecvCredit.grantOnBlocked() !== undefined) s.maxDataPending = true
         break
       case FrameType.STREAM_DATA_BLOCKED:
         ackEliciting = true
         checkStreamId(s, f.streamId)
-        if (s.recvStream(f.streamId).credit?.nextGrant() !== undefined) {
+        if (s.recvStream(f.streamId).credit?.grantOnBlocked() !== undefined) {
           if (s.maxStreamDataPending === null) s.maxStreamDataPending = new Set()
           s.maxStreamDataPending.add(f.streamId)
         }

@@ -10,7 +10,7 @@ import { RttEstimator } from '../recovery/rtt.js'
 import { SentPacketTracker, type SentPacket } from '../recovery/sent-packets.js'
 import type { Rng } from '../rng.js'
 import { MessageState, OutboundMessage } from '../streams/outbound-message.js'
-import { RecvStream } from '../streams/recv-stream.js'
+import { REALTIME_MAX_PENDING_BYTES, RecvStream } from '../streams/recv-stream.js'
 import { SendStream } from '../streams/send-stream.js'
 import { StreamKind, isValidStreamKind, streamKindOf } from '../streams/stream-kind.js'
 import { TraceName, type TraceSink } from '../trace.js'
@@ -23,7 +23,7 @@ import { type SessionConfig, resolveSessionConfig } from './config.js'
 import { type SessionEvent, type SessionState, type SessionStats, newSessionStats } from './events.js'
 import { handleFrames } from './receive.js'
 import { RecordKind, type SentRecord } from './sent-record.js'
-import { maxChunkBytes } from './sizing.js'
+import { MIN_DATAGRAM_BYTES, maxChunkBytes } from './sizing.js'
 
 export interface SessionOptions {
   role: 'client' | 'server'
@@ -86,6 +86,8 @@ export class Session {
   lastReceivedMs: number
   lastSentAckElicitingMs: number
   lastSentMs: number
+  /** The last authenticated packet had the highest packet number so far (migration rule). */
+  lastPacketWasNewest = false
 
   // --- flow control and streams ---
   readonly sessionSendCredit: SendCredit
@@ -216,7 +218,9 @@ export class Session {
     if (streamId >= this.peerParams.maxStreams) {
       throw new UsageError(ErrorCode.STREAM_LIMIT_ERROR, `stream id ${streamId} >= peer limit ${this.peerParams.maxStreams}`)
     }
-    const limit = Math.min(this.config.maxMessageBytes, this.peerParams.maxMessageBytes)
+    let limit = Math.min(this.config.maxMessageBytes, this.peerParams.maxMessageBytes)
+    // A realtime receiver holds at most this much of an incomplete message.
+    if (streamKindOf(streamId) === StreamKind.realtime) limit = Math.min(limit, REALTIME_MAX_PENDING_BYTES)
     if (data.length > limit) {
       throw new UsageError(ErrorCode.MESSAGE_TOO_LARGE, `message of ${data.length} bytes exceeds the limit of ${limit}`)
     }
@@ -233,7 +237,8 @@ export class Session {
       data,
       expiresAtMs,
       chunkBytes: maxChunkBytes({
-        maxDatagramBytes: this.maxDatagramBytes,
+        // Before the peer's HELLO only the protocol minimum is sure to fit.
+        maxDatagramBytes: this.state === 'established' ? this.maxDatagramBytes : MIN_DATAGRAM_BYTES,
         protectionOverheadBytes: this.protection.overheadBytes,
         streamId,
         seq,
@@ -247,6 +252,7 @@ export class Session {
     if (this.trace !== undefined) {
       this.emitTrace(nowMs, TraceName.messageSent, { stream_id: streamId, seq, length: data.length, fragments: msg.fragCount })
     }
+    if (expiresAtMs <= nowMs) this.expireMessages(nowMs)
     return seq
   }
 
@@ -313,6 +319,12 @@ export class Session {
           continue
         }
       } else if (header.type === 'version-negotiation' && this.role === 'client' && this.state === 'connecting') {
+        // Unauthenticated: one that lists our own version was triggered by a corrupted or
+        // forged packet and is ignored (RFC 9000 §6.2).
+        if (header.versions.includes(VERSION_V1)) {
+          this.drop(nowMs, 'version_negotiation_lists_our_version')
+          continue
+        }
         this.closeWithError(nowMs, ErrorCode.VERSION_MISMATCH, `server speaks ${header.versions.map((v) => v.toString(16)).join(',')}`)
         return
       } else {
@@ -366,6 +378,10 @@ export class Session {
       this.releaseAll()
       return
     }
+    if (this.deadLinkDeadlineMs() <= nowMs) {
+      this.onDeadLink(nowMs)
+      return
+    }
     if (this.tracker.lossTimeMs <= nowMs) this.detectLosses(nowMs)
     else if (this.ptoDeadlineMs() <= nowMs) this.onProbeTimeout(nowMs)
     if (!this.isActive()) return
@@ -402,6 +418,8 @@ export class Session {
     if (this.ackTracker.ackPending && this.ackTracker.ackDeadlineMs < t) t = this.ackTracker.ackDeadlineMs
     const recovery = this.tracker.lossTimeMs !== Infinity ? this.tracker.lossTimeMs : this.ptoDeadlineMs()
     if (recovery < t) t = recovery
+    const deadLink = this.deadLinkDeadlineMs()
+    if (deadLink < t) t = deadLink
     if (this.config.keepAliveIntervalMs > 0 && this.state === 'established') {
       const k = this.lastSentAckElicitingMs + this.config.keepAliveIntervalMs
       if (k < t) t = k
@@ -438,6 +456,7 @@ export class Session {
     }
     this.stats.packetsReceived++
     this.lastReceivedMs = nowMs
+    this.lastPacketWasNewest = packetNumber > this.ackTracker.largestReceived
     this.ackTracker.onPacketReceived(nowMs, packetNumber, ackEliciting)
     if (isShort && this.role === 'server' && this.state === 'connecting') this.onEstablished(nowMs)
     if (this.trace !== undefined) {
@@ -451,7 +470,10 @@ export class Session {
     this.maxDatagramBytes = Math.max(1200, Math.min(this.config.maxDatagramBytes, this.peerParams.maxDatagramBytes))
     this.idleTimeoutMs = Math.min(this.config.idleTimeoutMs, this.peerParams.maxIdleTimeoutMs)
     this.rtt.maxAckDelayMs = this.peerParams.maxAckDelayMs
-    this.sessionSendCredit.update(this.peerParams.initialMaxData)
+    // The peer's windows replace the defaults assumed before its HELLO, smaller or not.
+    // Nothing has been charged yet: no data goes out before the handshake.
+    this.sessionSendCredit.maxBytes = this.peerParams.initialMaxData
+    for (const stream of this.sendOrder) if (stream.credit !== null) stream.credit.maxBytes = this.peerParams.initialMaxStreamData
   }
 
   localParams(): TransportParams {
@@ -531,13 +553,18 @@ export class Session {
     })
   }
 
-  private onProbeTimeout(nowMs: number): void {
+  /** While ack-eliciting data is outstanding, silence this long means the link is dead. */
+  private deadLinkDeadlineMs(): number {
+    return this.tracker.ackElicitingInFlight > 0 ? this.lastReceivedMs + this.config.deadLinkTimeoutMs : Infinity
+  }
+
+  private onDeadLink(nowMs: number): void {
     const silentMs = nowMs - this.lastReceivedMs
-    if (silentMs >= this.config.deadLinkTimeoutMs) {
-      this.pushEvent({ type: 'dead_link', silentMs })
-      this.closeWithError(nowMs, ErrorCode.DEAD_LINK, `nothing heard for ${Math.round(silentMs)} ms`)
-      return
-    }
+    this.pushEvent({ type: 'dead_link', silentMs })
+    this.closeWithError(nowMs, ErrorCode.DEAD_LINK, `nothing heard for ${Math.round(silentMs)} ms`)
+  }
+
+  private onProbeTimeout(nowMs: number): void {
     this.ptoCount++
     this.probesPending = 2
     let requeued = 0

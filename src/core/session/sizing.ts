@@ -1,6 +1,9 @@
 import { varintLength } from '../wire/varint.js'
 import { shortHeaderLength } from '../wire/packet-header.js'
 
+/** Every path carries datagrams of this size (the smallest maxDatagramBytes allowed). */
+export const MIN_DATAGRAM_BYTES = 1200
+
 /** Largest short header (4-byte packet number). */
 export const MAX_SHORT_HEADER_BYTES = shortHeaderLength(4)
 
