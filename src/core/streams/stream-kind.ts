@@ -12,9 +12,9 @@ export const StreamKind = {
 } as const
 export type StreamKind = (typeof StreamKind)[keyof typeof StreamKind]
 
-export const streamKindOf = (streamId: number): number => streamId & 0x3
+export const streamKindOf = (streamId: number): number => streamId % 4
 
-export const isValidStreamKind = (streamId: number): boolean => (streamId & 0x3) !== 0x3
+export const isValidStreamKind = (streamId: number): boolean => streamId % 4 !== 3
 
 export const isFlowControlled = (streamId: number): boolean => (streamId & 0x3) !== StreamKind.realtime
 

@@ -32,7 +32,7 @@
  *   ACK helpers: ackFrameLimitedRanges(f, maxBytes), ACK_DELAY_EXPONENT.
  *   MESSAGE helpers: messageOverhead({streamId, msgSeq, msgLength, fragOffset, dataLength, hasLength?}),
  *   messageWireType(f); decodeMessage(r, wireType) also needs the type byte.
- *   Stream kinds: streamKind(streamId) -> StreamKind { ORDERED 0, UNORDERED 1, REALTIME 2 } (3 reserved).
+ *   Stream kinds live in src/core/streams/stream-kind.ts (streamKindOf, isValidStreamKind).
  */
 import { DecodeError } from '../../errors.js'
 import { Reader } from '../reader.js'
@@ -73,7 +73,6 @@ export * from './path-challenge.js'
 export * from './path-response.js'
 export * from './ping.js'
 export * from './stream-data-blocked.js'
-export * from './stream-kind.js'
 
 export type Frame =
   | PaddingFrame
