@@ -144,7 +144,7 @@ export class Session {
   /** Nothing in flight, queued or owed: the session can shed its per-flow state. */
   isQuiescent(): boolean {
     if (this.state !== 'established' || this.tracker.ackElicitingInFlight > 0 || this.ackTracker.ackPending) return false
-    if (this.probesPending > 0 || this.pingPending || this.helloPending || this.eventHead < this.events.length) return false
+    if (this.probesPending > 0 || this.pingPending || this.helloPending || (this.events !== null && this.eventHead < this.events.length)) return false
     for (const stream of this.sendOrder) if (stream.hasWork || stream.liveCount > 0) return false
     return true
   }
@@ -160,7 +160,7 @@ export class Session {
     this.pacerState = null
     this.pacingBlockedUntilMs = 0
     for (const p of this.tracker.drain()) p.records = null
-    this.events = []
+    this.events = null
     this.eventHead = 0
     if (this.role === 'server') this.originalDcid = undefined
     return true
@@ -172,7 +172,8 @@ export class Session {
     return this.traceIdCache
   }
 
-  private events: SessionEvent[] = []
+  /** Pending events (null when none were ever queued or after hibernation). */
+  private events: SessionEvent[] | null = null
   private eventHead = 0
 
   constructor(opts: SessionOptions) {
@@ -190,7 +191,7 @@ export class Session {
     if (opts.remoteCid !== undefined) this.remoteCid.set(opts.remoteCid)
     else this.rng.fillBytes(this.remoteCid)
     if (this.role === 'client') this.originalDcid = this.remoteCid.slice()
-    this.peerParams = resolveTransportParams({})
+    this.peerParams = internPeerParams({})
     this.maxDatagramBytes = this.config.maxDatagramBytes
     this.idleTimeoutMs = this.config.idleTimeoutMs
     this.rtt = new RttEstimator({ initialRttMs: this.config.initialRttMs, maxAckDelayMs: this.peerParams.maxAckDelayMs })
@@ -432,10 +433,11 @@ export class Session {
   }
 
   pollEvent(): SessionEvent | undefined {
-    if (this.eventHead >= this.events.length) return undefined
-    const e = this.events[this.eventHead++]
-    if (this.eventHead === this.events.length) {
-      this.events.length = 0
+    const events = this.events
+    if (events === null || this.eventHead >= events.length) return undefined
+    const e = events[this.eventHead++]
+    if (this.eventHead === events.length) {
+      events.length = 0
       this.eventHead = 0
     }
     return e
@@ -466,7 +468,7 @@ export class Session {
 
   /** Apply the peer's transport parameters from its HELLO. */
   applyPeerParams(params: TransportParams): void {
-    this.peerParams = resolveTransportParams(params)
+    this.peerParams = internPeerParams(params)
     this.maxDatagramBytes = Math.max(1200, Math.min(this.config.maxDatagramBytes, this.peerParams.maxDatagramBytes))
     this.idleTimeoutMs = Math.min(this.config.idleTimeoutMs, this.peerParams.maxIdleTimeoutMs)
     this.rtt.maxAckDelayMs = this.peerParams.maxAckDelayMs
@@ -707,7 +709,8 @@ export class Session {
   }
 
   pushEvent(e: SessionEvent): void {
-    this.events.push(e)
+    if (this.events === null) this.events = [e]
+    else this.events.push(e)
   }
 
   drop(nowMs: number, reason: string, countMalformed = true): void {
@@ -737,10 +740,25 @@ export class Session {
       recvPendingMessages: recvPending,
       liveSendMessages: live,
       retransmitQueue: retx,
-      events: this.events.length - this.eventHead,
+      events: this.events === null ? 0 : this.events.length - this.eventHead,
       sendBufferBytes: this.sendBufferBytes,
     }
   }
+}
+
+/**
+ * Peers almost always send identical transport parameters, so sessions share one frozen
+ * object per distinct set (bounded: past 1024 distinct sets, new ones are not cached).
+ */
+const internedParams = new Map<string, Required<TransportParams>>()
+const internPeerParams = (params: TransportParams): Required<TransportParams> => {
+  const resolved = resolveTransportParams(params)
+  const key = Object.values(resolved).join(',')
+  const known = internedParams.get(key)
+  if (known !== undefined) return known
+  const frozen = Object.freeze(resolved)
+  if (internedParams.size < 1024) internedParams.set(key, frozen)
+  return frozen
 }
 
 export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
