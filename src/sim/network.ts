@@ -35,17 +35,7 @@ import {
   type SimTraceEvent,
 } from './sim-types.js'
 
-export {
-  SimLivelockError,
-  deriveSeed,
-  type SimAddress,
-  type SimDropReason,
-  type SimNetworkOptions,
-  type SimNode,
-  type SimPacketData,
-  type SimStats,
-  type SimTraceEvent,
-} from './sim-types.js'
+export * from './sim-types.js'
 
 interface NodeRecord {
   address: SimAddress
