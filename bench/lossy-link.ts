@@ -20,17 +20,19 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { BenchReport } from './report.js'
 
-const BIN = fileURLToPath(new URL('../bin/pigeon-lossy-link.js', import.meta.url))
+// Compiled (npm run bench runs dist/): the compiled CLI next to us; from the sources: the tsx shim.
+const COMPILED_CLI = fileURLToPath(new URL('../tools/lossy-link/cli.js', import.meta.url))
+const CLI: string[] = existsSync(COMPILED_CLI) ? [COMPILED_CLI] : [fileURLToPath(new URL('../bin/pigeon-lossy-link.js', import.meta.url))]
 const LOCAL = '127.0.0.1'
 const PAYLOAD_BYTES = 200
 interface Plan { stepMs: number; rates: number[]; timingTrials: number; timingMs: number }
 const FULL: Plan = { stepMs: 1500, rates: [25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000], timingTrials: 3, timingMs: 3000 }
-const QUICK: Plan = { stepMs: 500, rates: [25_000, 50_000], timingTrials: 1, timingMs: 1000 }
+const QUICK: Plan = { stepMs: 500, rates: [30_000, 60_000], timingTrials: 1, timingMs: 1000 }
 
 /**
  * LOSSY_BENCH_PIN=1 pins the proxy to core 0 and the load generators to core 1 (taskset).
@@ -91,7 +93,7 @@ interface Proxy { child: ChildProcess; udpPort: number; httpPort?: number }
 const startProxy = async (args: string[] | 'raw', upstreamPort: number): Promise<Proxy> => {
   const argv = args === 'raw'
     ? [process.execPath, '--input-type=module', '-e', RAW_RELAY, String(upstreamPort)]
-    : [process.execPath, BIN, '--listen', `${LOCAL}:0`, '--upstream', `${LOCAL}:${upstreamPort}`, '--http', `${LOCAL}:0`, '--seed', '1', ...args]
+    : [process.execPath, ...CLI, '--listen', `${LOCAL}:0`, '--upstream', `${LOCAL}:${upstreamPort}`, '--http', `${LOCAL}:0`, '--seed', '1', ...args]
   const [cmd, rest] = pinned(0, argv)
   const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'ignore'] })
   for await (const line of createInterface({ input: child.stdout! })) {

@@ -17,6 +17,8 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   'core-perf': () => import('./core-perf.js'),
   'udp-echo': () => import('./udp-echo.js'),
   'lossy-link': () => import('./lossy-link.js'),
+  // Needs root (network namespaces + nftables random drop); reports "skipped" otherwise.
+  'chat-vs-tcp': () => import('../tools/lossy-link/compare/run.js'),
 }
 
 const args = process.argv.slice(2)

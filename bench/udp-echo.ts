@@ -5,7 +5,8 @@
  * (bench/udp-echo-client.ts) so each side has its own core. Loopback, 64-byte
  * messages, 1 and 32 messages in flight. No targets yet: this is the baseline.
  *
- * Run alone with `npm run bench -- udp-echo` (add `--quick` for a smoke run).
+ * Run with `npm run bench -- udp-echo` (add `--quick` for a smoke run), or from source
+ * with `npx tsx bench/udp-echo.ts`.
  */
 import { spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
@@ -17,7 +18,10 @@ import type { EchoClientArgs, EchoClientResult } from './udp-echo-client.js'
 import type { BenchReport } from './report.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLIENT = fileURLToPath(new URL('./udp-echo-client.ts', import.meta.url))
+// Run from source (tsx) or compiled (dist/, `npm run bench`): the client follows suit.
+const FROM_SOURCE = import.meta.url.endsWith('.ts')
+const CLIENT = fileURLToPath(new URL(FROM_SOURCE ? './udp-echo-client.ts' : './udp-echo-client.js', import.meta.url))
+const CLIENT_ARGV = FROM_SOURCE ? ['--import', 'tsx', CLIENT] : [CLIENT]
 const SIZE_BYTES = 64
 const WINDOWS = [1, 32]
 
@@ -30,7 +34,7 @@ interface Row {
 
 /** Runs one client; returns its result and the CPU time this process spent during its measure window. */
 const runClient = async (args: EchoClientArgs): Promise<{ client: EchoClientResult; serverCpuMs: number }> => {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify(args)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...CLIENT_ARGV, JSON.stringify(args)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
   let cpuStart: NodeJS.CpuUsage | undefined
   let serverCpuMs = NaN
   let result: EchoClientResult | undefined

@@ -32,6 +32,8 @@ export type PigeonClientEvents = {
   message: [streamId: number, seq: number, data: Uint8Array]
   acked: [streamId: number, seq: number]
   expired: [streamId: number, seq: number]
+  /** The session ended before the message was acknowledged (it may or may not have arrived). */
+  failed: [streamId: number, seq: number]
   dead_link: [silentMs: number]
   closed: [info: ClosedInfo]
 }
@@ -164,6 +166,9 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
         break
       case 'message_expired':
         deliver = () => this.emit('expired', ev.streamId, ev.seq)
+        break
+      case 'message_failed':
+        deliver = () => this.emit('failed', ev.streamId, ev.seq)
         break
       case 'dead_link':
         deliver = () => this.emit('dead_link', ev.silentMs)

@@ -1,6 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { EventEmitter, once } from 'node:events'
-import { Endpoint, type EndpointEvent, type EndpointStats } from '../core/endpoint.js'
+import { Endpoint, type EndpointEvent } from '../core/endpoint.js'
 import { ErrorCode } from '../core/errors.js'
 import { type PacketProtection, checksumProtection } from '../core/protection.js'
 import type { Rng } from '../core/rng.js'
@@ -88,9 +88,13 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     const type = socketTypeFor(host)
     const socket = createSocket({ type, ipv6Only: type === 'udp6' && opts.ipv6Only === true })
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject)
+      const fail = (err: Error): void => {
+        socket.close()
+        reject(err)
+      }
+      socket.once('error', fail)
       socket.bind(opts.port, host, () => {
-        socket.off('error', reject)
+        socket.off('error', fail)
         resolve()
       })
     })
@@ -127,10 +131,6 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   get localAddress(): UdpAddress {
     const a = this.socket.address()
     return { address: a.address, port: a.port, family: a.family === 'IPv6' ? 'IPv6' : 'IPv4' }
-  }
-
-  get coreStats(): EndpointStats {
-    return this.core.stats
   }
 
   get isClosing(): boolean {

@@ -77,7 +77,9 @@ const main = async (): Promise<void> => {
   const log = createLogger({ name: 'pigeon', level: settings.logLevel })
   const qlog = settings.qlog === undefined ? undefined : await openQlogFile(settings.qlog)
   const server = await listen(settings, log, qlog)
-  log.info({ udp: formatAddress(server), address: server.address, port: server.port, family: server.family, qlog: settings.qlog }, 'listening')
+  // Whatever the level, say where we listen: scripts and tests wait for this line.
+  const announce = log.isLevelEnabled('info') ? log : log.child({}, { level: 'info' })
+  announce.info({ udp: formatAddress(server), address: server.address, port: server.port, family: server.family, qlog: settings.qlog }, 'listening')
 
   let stopping = false
   const stop = async (signal: NodeJS.Signals): Promise<void> => {

@@ -62,3 +62,9 @@ t.test('close() is idempotent and may be called from an event listener', { timeo
   t.equal(closes, 1)
   t.ok(server.isClosing)
 })
+
+t.test('a port already in use is a clear bind error', { timeout: 30_000 }, async (t) => {
+  const first = await UdpEndpoint.open({ host: '127.0.0.1', port: 0, server: true })
+  t.teardown(() => first.close())
+  await t.rejects(UdpEndpoint.open({ host: '127.0.0.1', port: first.localAddress.port, server: true }), { code: 'EADDRINUSE' })
+})

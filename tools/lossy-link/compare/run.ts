@@ -17,10 +17,13 @@ import { NS_CLIENT, NS_SERVER, SERVER_IP, netnsAvailable, setLossPercent, setupN
 const LOSS_PERCENTS = [1, 5, 10, 20, 30]
 const PIGEON_PORT = 7700
 const TCP_PORT = 7701
-const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
+// From the sources the helpers run through tsx; compiled (dist/), as plain .js.
+const FROM_SOURCE = import.meta.url.endsWith('.ts')
+const script = (name: string): string[] =>
+  FROM_SOURCE ? ['--import', 'tsx', fileURLToPath(new URL(`${name}.ts`, import.meta.url))] : [fileURLToPath(new URL(`${name}.js`, import.meta.url))]
 
-const spawnIn = (ns: string, script: string, args: Array<string | number>): ChildProcess =>
-  spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', here(script), ...args.map(String)], {
+const spawnIn = (ns: string, name: string, args: Array<string | number>): ChildProcess =>
+  spawn('ip', ['netns', 'exec', ns, process.execPath, ...script(name), ...args.map(String)], {
     stdio: ['pipe', 'pipe', 'inherit'],
     cwd: fileURLToPath(new URL('../../../', import.meta.url)),
   })
@@ -57,7 +60,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
   const sizeBytes = 100
   const drainMs = 60_000
   setupNetns()
-  const servers = spawnIn(NS_SERVER, 'servers.ts', [SERVER_IP, PIGEON_PORT, TCP_PORT])
+  const servers = spawnIn(NS_SERVER, 'servers', [SERVER_IP, PIGEON_PORT, TCP_PORT])
   const results: Array<Record<string, string | number>> = []
   const raw: unknown[] = []
   try {
@@ -65,7 +68,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
     for (const loss of LOSS_PERCENTS) {
       setLossPercent(0)
       const clients = ['pigeon', 'tcp'].map((protocol) => {
-        const child = spawnIn(NS_CLIENT, 'chat-client.ts', [protocol, SERVER_IP, protocol === 'pigeon' ? PIGEON_PORT : TCP_PORT, count, intervalMs, sizeBytes, drainMs])
+        const child = spawnIn(NS_CLIENT, 'chat-client', [protocol, SERVER_IP, protocol === 'pigeon' ? PIGEON_PORT : TCP_PORT, count, intervalMs, sizeBytes, drainMs])
         return { protocol, child, next: jsonLines(child), exit: once(child, 'exit') }
       })
       for (const c of clients) await c.next() // connected, on a clean link
