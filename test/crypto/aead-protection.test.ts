@@ -91,12 +91,8 @@ t.test('tampering with any header, payload or tag byte, or truncating, is refuse
     for (const mask of [0x01, 0x80]) {
       const bad = good.slice()
       bad[i] ^= mask
-      if (i === 0 && (mask === 0x80 || mask === 0x01)) {
-        // Form bit or pn length change the header's shape: open directly with the true bounds.
-        t.equal(b.open(bad, { headerLength: 11, packetNumber: 7 }), null)
-      } else {
-        t.equal(b.open(bad, { headerLength: 11, packetNumber: 7 }), null, `byte ${i} mask ${mask}`)
-      }
+      // Opened with the true bounds: a changed form / pn-length bit would otherwise change the parse.
+      t.equal(b.open(bad, { headerLength: 11, packetNumber: 7 }), null, `byte ${i} mask ${mask}`)
       refused++
     }
   }

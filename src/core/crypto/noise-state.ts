@@ -227,11 +227,6 @@ export class HandshakeState {
     return !this.finished && (this.messageIndex % 2 === 0) === this.opts.initiator
   }
 
-  /** The ephemeral public key we sent (after writing our first 'e'). */
-  get localEphemeralPublicKey(): Uint8Array | null {
-    return this.e?.publicKey ?? null
-  }
-
   get remoteEphemeralPublicKey(): Uint8Array | null {
     return this.re
   }
