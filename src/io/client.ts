@@ -59,6 +59,8 @@ export class PigeonConnectError extends Error {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+/** Well under common NAT binding timeouts (30 s and up) and the 60 s idle timeout. */
+export const CLIENT_KEEPALIVE_MS = 15_000
 
 /** One session to a pigeon server over its own UDP socket. */
 export class PigeonClient extends EventEmitter<PigeonClientEvents> {
@@ -77,7 +79,8 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
       host: family === 'IPv6' ? '::' : '0.0.0.0',
       port: 0,
       server: false,
-      sessionConfig: opts.sessionConfig,
+      // Clients keep NAT bindings and the server's idle timer alive by default.
+      sessionConfig: { keepAliveIntervalMs: CLIENT_KEEPALIVE_MS, ...opts.sessionConfig },
       logger: opts.logger,
       trace: opts.trace,
       protection: opts.protection,
