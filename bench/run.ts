@@ -16,6 +16,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   'core-sim': () => import('./core-sim.js'),
   'core-perf': () => import('./core-perf.js'),
   'udp-echo': () => import('./udp-echo.js'),
+  crypto: () => import('./crypto.js'),
   'lossy-link': () => import('./lossy-link.js'),
   // Needs root (network namespaces + nftables random drop); reports "skipped" otherwise.
   'chat-vs-tcp': () => import('../tools/lossy-link/compare/run.js'),
