@@ -70,6 +70,7 @@ export const frame: fc.Arbitrary<Frame> = fc.oneof(
   fc.uint8Array({ minLength: 8, maxLength: 8 }).map((data): Frame => ({ type: FrameType.PATH_CHALLENGE, data })),
   fc.uint8Array({ minLength: 8, maxLength: 8 }).map((data): Frame => ({ type: FrameType.PATH_RESPONSE, data })),
   fc.uint8Array({ minLength: 1, maxLength: 40 }).map((token): Frame => ({ type: FrameType.NEW_TOKEN, token })),
+  fc.uint8Array({ minLength: 1, maxLength: 120 }).map((message): Frame => ({ type: FrameType.CRYPTO_HANDSHAKE, message })),
 )
 
 /** A packet payload's frames: only the last may be a MESSAGE without LEN; PADDING runs not adjacent. */

@@ -33,7 +33,7 @@ const specDir = new URL('../../protocol-spec/', import.meta.url)
 const vectors = JSON.parse(readFileSync(new URL('vectors.json', specDir), 'utf8')) as Vector[]
 const readme = readFileSync(new URL('README.md', specDir), 'utf8')
 
-const BYTE_FIELDS = new Set(['data', 'token', 'dcid', 'scid', 'payload'])
+const BYTE_FIELDS = new Set(['data', 'token', 'dcid', 'scid', 'payload', 'message'])
 /** JSON value -> in-memory form (hex strings of byte fields -> Uint8Array). */
 const fromJson = (v: Record<string, any>): any => {
   const o: Record<string, any> = {}

@@ -13,7 +13,8 @@ export const FrameType = {
   STREAM_DATA_BLOCKED: 0x07,
   ABANDON: 0x08,
   HELLO: 0x09,
-  // 0x0a..0x0f reserved for the crypto handshake.
+  CRYPTO_HANDSHAKE: 0x0a,
+  // 0x0b..0x0f reserved for the crypto handshake.
   MESSAGE: 0x10,
   // 0x14..0x17 reserved.
   PATH_CHALLENGE: 0x18,

@@ -40,6 +40,7 @@ import type { Writer } from '../writer.js'
 import { abandonLength, decodeAbandon, encodeAbandon, type AbandonFrame } from './abandon.js'
 import { ackLength, decodeAck, encodeAck, type AckFrame } from './ack.js'
 import { closeLength, decodeClose, encodeClose, type CloseFrame } from './close.js'
+import { cryptoHandshakeLength, decodeCryptoHandshake, encodeCryptoHandshake, type CryptoHandshakeFrame } from './crypto-handshake.js'
 import { dataBlockedLength, decodeDataBlocked, encodeDataBlocked, type DataBlockedFrame } from './data-blocked.js'
 import { FrameType } from './frame-type.js'
 import { decodeHello, encodeHello, helloLength, type HelloFrame } from './hello.js'
@@ -63,6 +64,7 @@ export * from './ack.js'
 export * from './close.js'
 export * from './data-blocked.js'
 export * from './frame-type.js'
+export * from './crypto-handshake.js'
 export * from './hello.js'
 export * from './max-data.js'
 export * from './max-stream-data.js'
@@ -85,6 +87,7 @@ export type Frame =
   | StreamDataBlockedFrame
   | AbandonFrame
   | HelloFrame
+  | CryptoHandshakeFrame
   | MessageFrame
   | PathChallengeFrame
   | PathResponseFrame
@@ -102,6 +105,7 @@ export const encodeFrame = (w: Writer, f: Frame): void => {
     case FrameType.STREAM_DATA_BLOCKED: return encodeStreamDataBlocked(w, f)
     case FrameType.ABANDON: return encodeAbandon(w, f)
     case FrameType.HELLO: return encodeHello(w, f)
+    case FrameType.CRYPTO_HANDSHAKE: return encodeCryptoHandshake(w, f)
     case FrameType.MESSAGE: return encodeMessage(w, f)
     case FrameType.PATH_CHALLENGE: return encodePathChallenge(w, f)
     case FrameType.PATH_RESPONSE: return encodePathResponse(w, f)
@@ -122,6 +126,7 @@ export const frameLength = (f: Frame): number => {
     case FrameType.STREAM_DATA_BLOCKED: return streamDataBlockedLength(f)
     case FrameType.ABANDON: return abandonLength(f)
     case FrameType.HELLO: return helloLength(f)
+    case FrameType.CRYPTO_HANDSHAKE: return cryptoHandshakeLength(f)
     case FrameType.MESSAGE: return messageLength(f)
     case FrameType.PATH_CHALLENGE: return pathChallengeLength(f)
     case FrameType.PATH_RESPONSE: return pathResponseLength(f)
@@ -148,6 +153,7 @@ export const decodeFrame = (r: Reader): Frame => {
     case FrameType.STREAM_DATA_BLOCKED: return decodeStreamDataBlocked(r)
     case FrameType.ABANDON: return decodeAbandon(r)
     case FrameType.HELLO: return decodeHello(r)
+    case FrameType.CRYPTO_HANDSHAKE: return decodeCryptoHandshake(r)
     case 0x10:
     case 0x11:
     case 0x12:
@@ -158,7 +164,7 @@ export const decodeFrame = (r: Reader): Frame => {
     case FrameType.NEW_TOKEN: return decodeNewToken(r)
     default:
       throw new DecodeError(
-        t >= 0x0a && t <= 0x0f
+        t >= 0x0b && t <= 0x0f
           ? `frame type 0x${t.toString(16)} is reserved for the crypto handshake`
           : `unknown frame type 0x${t.toString(16)}`,
       )
