@@ -2,6 +2,7 @@ import { type PacketProtection, nullProtection } from './protection.js'
 import type { Rng } from './rng.js'
 import type { SessionConfig } from './session/config.js'
 import type { SessionEvent } from './session/events.js'
+import type { ClientSecurity, ServerSecurity } from './session/secure-handshake.js'
 import { Session } from './session/session.js'
 import { TimerHeap, type TimerItem } from './timer-heap.js'
 import type { TraceSink } from './trace.js'
@@ -22,6 +23,8 @@ export interface EndpointOptions {
   protection?: () => PacketProtection
   /** Refuse new sessions beyond this many. */
   maxSessions?: number
+  /** Server: encrypt every session with this static key pair (Noise NK + ChaCha20-Poly1305). */
+  security?: ServerSecurity
 }
 
 export interface EndpointStats {
@@ -116,14 +119,15 @@ export class Endpoint<A> {
   }
 
   /** Open a client session to `address`. Call pollTransmit afterwards. */
-  connect(nowMs: number, address: A, config?: Partial<SessionConfig>): Session {
+  connect(nowMs: number, address: A, config?: Partial<SessionConfig>, security?: ClientSecurity): Session {
     const session = new Session({
       role: 'client',
       nowMs,
       rng: this.opts.rng,
-      config: { ...this.opts.sessionConfig, ...config },
+      config: config === undefined ? this.opts.sessionConfig : { ...this.opts.sessionConfig, ...config },
       trace: this.opts.trace,
       protection: (this.opts.protection ?? (() => nullProtection))(),
+      security,
     })
     const entry = new Entry<A>(session, address, cidKey(session.localCid), NaN)
     this.register(entry)
@@ -264,6 +268,7 @@ export class Endpoint<A> {
       trace: this.opts.trace,
       protection: (this.opts.protection ?? (() => nullProtection))(),
       remoteCid: header.scid.slice(),
+      security: this.opts.security,
     })
     session.originalDcid = header.dcid.slice()
     if (this.byCid.has(cidKey(session.originalDcid)) || this.byCid.has(cidKey(session.localCid))) {

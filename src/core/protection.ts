@@ -16,6 +16,18 @@ export interface PacketProtection {
   seal(buf: Uint8Array, opts: { start: number; payloadStart: number; payloadEnd: number; packetNumber: number }): number
   /** Verify one packet; returns its payload (trailer stripped) or null when it fails. */
   open(packet: Uint8Array, opts: { headerLength: number; packetNumber: number }): Uint8Array | null
+  /** The peer acknowledged our packets up to this number (key update bookkeeping). */
+  onPacketAcknowledged?(packetNumber: number): void
+}
+
+/** Short-header protection of an encrypted session before its keys exist: nothing opens. */
+export const awaitingKeysProtection: PacketProtection = {
+  name: 'awaiting-keys',
+  overheadBytes: 16,
+  seal: () => {
+    throw new Error('no packet keys yet')
+  },
+  open: () => null,
 }
 
 export const nullProtection: PacketProtection = {

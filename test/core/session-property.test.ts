@@ -7,9 +7,13 @@
 import fc from 'fast-check'
 import t from 'tap'
 import type { ImpairmentConfig } from '../../src/sim/models/index.js'
+import { generateStaticKeyPair } from '../../src/core/crypto/noise-nk.js'
+import { SeededRng } from '../../src/core/rng.js'
 import { SimPair } from '../helpers/sim-pair.js'
 
 const RUNS = Number(process.env.PIGEON_PROPERTY_RUNS ?? 2500)
+/** Half the runs are encrypted sessions (Noise NK + ChaCha20-Poly1305). */
+const serverKeyPair = generateStaticKeyPair({ rng: new SeededRng(1) })
 
 const linkArb: fc.Arbitrary<ImpairmentConfig> = fc.record({
   lossKind: fc.constantFrom('bernoulli', 'gilbert-elliott'),
@@ -59,8 +63,9 @@ t.test('exactly-once, in-order delivery or reported expiry on lossy networks', (
       linkArb,
       fc.array(messageArb, { minLength: 1, maxLength: 25 }),
       fc.array(messageArb, { minLength: 0, maxLength: 10 }),
-      (seed, up, down, fromClient, fromServer) => {
-        const pair = new SimPair({ seed, up, down })
+      fc.boolean(),
+      (seed, up, down, fromClient, fromServer, encrypted) => {
+        const pair = new SimPair({ seed, up, down, secure: encrypted ? { serverKeyPair } : undefined })
         if (!pair.connect(120_000)) throw new Error(`seed ${seed}: no connection`)
         const start = pair.net.nowMs
         const sent = { client: new Map<string, Uint8Array>(), server: new Map<string, Uint8Array>() }

@@ -1,4 +1,5 @@
 import { Endpoint, type EndpointEvent } from '../../src/core/endpoint.js'
+import type { KeyPair } from '../../src/core/crypto/noise-nk.js'
 import { checksumProtection, type PacketProtection } from '../../src/core/protection.js'
 import type { SessionConfig } from '../../src/core/session/config.js'
 import type { SessionEvent } from '../../src/core/session/events.js'
@@ -24,6 +25,8 @@ export interface PairOptions {
   sessionConfig?: Partial<SessionConfig>
   protection?: PacketProtection
   trace?: TraceSink
+  /** Encrypt: the server's key pair, and the key the client pins (default: the right one). */
+  secure?: { serverKeyPair: KeyPair; pinnedServerKey?: Uint8Array }
 }
 
 /** A client and a server endpoint on the simulated network, with their events recorded. */
@@ -42,13 +45,15 @@ export class SimPair {
   constructor(opts: PairOptions) {
     this.net = new SimNetwork({ seed: opts.seed })
     const protection = (): PacketProtection => opts.protection ?? checksumProtection
-    this.server = new Endpoint<string>({ rng: this.net.rngFor('server'), server: true, sessionConfig: opts.sessionConfig, protection, trace: opts.trace })
+    const security = opts.secure === undefined ? undefined : { staticKeyPair: opts.secure.serverKeyPair }
+    this.server = new Endpoint<string>({ rng: this.net.rngFor('server'), server: true, sessionConfig: opts.sessionConfig, protection, trace: opts.trace, security })
     this.client = new Endpoint<string>({ rng: this.net.rngFor('client'), server: false, sessionConfig: opts.sessionConfig, protection, trace: opts.trace })
     this.net.addNode('server', new EndpointNode(this.server, (t, e) => this.onServerEvent(t, e)))
     this.net.addNode('client', new EndpointNode(this.client, (t, e) => this.onClientEvent(t, e)))
     if (opts.up) this.net.setLink('client', 'server', opts.up)
     if (opts.down) this.net.setLink('server', 'client', opts.down)
-    this.clientSession = this.client.connect(this.net.nowMs, 'server')
+    const pinned = opts.secure === undefined ? undefined : { serverStaticPublicKey: opts.secure.pinnedServerKey ?? opts.secure.serverKeyPair.publicKey }
+    this.clientSession = this.client.connect(this.net.nowMs, 'server', undefined, pinned)
     this.net.nodeWake('client')
   }
 

@@ -1,4 +1,5 @@
 import { copyToDatagram } from '../datagram-pool.js'
+import { awaitingKeysProtection } from '../protection.js'
 import { SentPacket } from '../recovery/sent-packets.js'
 import { MessageState } from '../streams/outbound-message.js'
 import type { OutboundMessage } from '../streams/outbound-message.js'
@@ -8,6 +9,7 @@ import { encodeAbandon, abandonLength } from '../wire/frames/abandon.js'
 import { closeLength, encodeClose } from '../wire/frames/close.js'
 import { dataBlockedLength, encodeDataBlocked } from '../wire/frames/data-blocked.js'
 import { FrameType } from '../wire/frames/frame-type.js'
+import { cryptoHandshakeLength, encodeCryptoHandshake } from '../wire/frames/crypto-handshake.js'
 import { encodeHello, helloLength } from '../wire/frames/hello.js'
 import { encodeMaxData, maxDataLength } from '../wire/frames/max-data.js'
 import { encodeMaxStreamData, maxStreamDataLength } from '../wire/frames/max-stream-data.js'
@@ -58,7 +60,8 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
     ? { type: 'initial' as const, dcid: s.remoteCid, scid: s.localCid, truncatedPn, pnLength, payloadLength: 0, lengthFieldBytes: 2 as const }
     : undefined
   const headerBytes = longFields !== undefined ? longHeaderLength(longFields) : shortHeaderLength(pnLength)
-  const end = maxBytes - s.protection.overheadBytes
+  const protection = isLong ? s.initialProtection : s.protection
+  const end = maxBytes - protection.overheadBytes
   const w = scratch
   w.reset()
   w.offset = headerBytes
@@ -126,11 +129,22 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   }
 
   // 2. Control frames.
-  if (s.helloPending && end - w.offset >= helloLength({ type: FrameType.HELLO, params: s.localParams() })) {
-    encodeHello(w, { type: FrameType.HELLO, params: s.localParams() })
-    s.helloPending = false
-    ackEliciting = true
-    addRecord(new SentRecord(RecordKind.hello))
+  if (s.helloPending) {
+    const message = s.handshake?.outgoing
+    if (message !== undefined && message !== null) {
+      const frame = { type: FrameType.CRYPTO_HANDSHAKE, message } as const
+      if (end - w.offset >= cryptoHandshakeLength(frame)) {
+        encodeCryptoHandshake(w, frame)
+        s.helloPending = false
+        ackEliciting = true
+        addRecord(new SentRecord(RecordKind.hello))
+      }
+    } else if (s.handshake === null && end - w.offset >= helloLength({ type: FrameType.HELLO, params: s.localParams() })) {
+      encodeHello(w, { type: FrameType.HELLO, params: s.localParams() })
+      s.helloPending = false
+      ackEliciting = true
+      addRecord(new SentRecord(RecordKind.hello))
+    }
   }
   if (s.pathResponses !== null) {
     while (s.pathResponses.length > 0 && end - w.offset >= 9) {
@@ -160,7 +174,7 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   const header = headerScratch
   header.reset()
   if (longFields !== undefined) {
-    longFields.payloadLength = payloadEnd - headerBytes + s.protection.overheadBytes
+    longFields.payloadLength = payloadEnd - headerBytes + protection.overheadBytes
     encodeLongHeader(header, longFields)
   } else {
     encodeShortHeader(header, { dcid: s.remoteCid, truncatedPn, pnLength, keyPhase: 0 })
@@ -168,7 +182,7 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   sealArgs.payloadStart = headerBytes
   sealArgs.payloadEnd = payloadEnd
   sealArgs.packetNumber = packetNumber
-  const packetEnd = s.protection.seal(w.buf, sealArgs)
+  const packetEnd = protection.seal(w.buf, sealArgs)
   const datagram = copyToDatagram(w.buf, 0, packetEnd)
 
   // Bookkeeping.
@@ -350,20 +364,24 @@ const buildClosePacket = (s: Session, nowMs: number): Uint8Array | undefined => 
   const w = scratch
   w.reset()
   // A client that never learnt the server's CID still speaks in Initial packets.
-  const isLong = s.role === 'client' && s.originalDcid !== undefined && sameBytes(s.remoteCid, s.originalDcid)
+  // Without short-header keys (an encrypted handshake not finished) CLOSE goes in an Initial.
+  const isLong =
+    (s.role === 'client' && s.originalDcid !== undefined && sameBytes(s.remoteCid, s.originalDcid)) ||
+    s.protection === awaitingKeysProtection
+  const protection = isLong ? s.initialProtection : s.protection
   const fields = {
     type: 'initial' as const,
     dcid: s.remoteCid,
     scid: s.localCid,
     truncatedPn: encodeTruncated(packetNumber, pnLength),
     pnLength: pnLength as 4,
-    payloadLength: closeLength(frame) + s.protection.overheadBytes,
+    payloadLength: closeLength(frame) + protection.overheadBytes,
   }
   if (isLong) encodeLongHeader(w, fields)
   else encodeShortHeader(w, { dcid: s.remoteCid, truncatedPn: fields.truncatedPn, pnLength, keyPhase: 0 })
   const payloadStart = w.offset
   encodeClose(w, frame)
-  const packetEnd = s.protection.seal(w.buf, { start: 0, payloadStart, payloadEnd: w.offset, packetNumber })
+  const packetEnd = protection.seal(w.buf, { start: 0, payloadStart, payloadEnd: w.offset, packetNumber })
   s.stats.packetsSent++
   s.stats.bytesSent += packetEnd
   s.emitTrace(nowMs, TraceName.packetSent, { packet_number: packetNumber, size: packetEnd, frames: 'close' })

@@ -61,7 +61,12 @@ export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
       }
       case FrameType.HELLO:
         ackEliciting = true
+        if (s.handshake !== null) throw new ProtocolError(ErrorCode.PROTOCOL_VIOLATION, 'plaintext HELLO on an encrypted session')
         onHello(s, nowMs, f.params)
+        break
+      case FrameType.CRYPTO_HANDSHAKE:
+        ackEliciting = true
+        s.onCryptoHandshake(nowMs, f.message)
         break
       case FrameType.MESSAGE:
         ackEliciting = true
@@ -127,6 +132,7 @@ const onAck = (s: Session, nowMs: number, f: AckFrame): void => {
     throw new ProtocolError(ErrorCode.PROTOCOL_VIOLATION, `ACK of packet ${f.largestAcked} never sent`)
   }
   const { newlyAcked, rttSamplePacket } = s.tracker.onAck(f.ranges)
+  s.protection.onPacketAcknowledged?.(f.largestAcked)
   if (newlyAcked.length === 0) return
   let ackedBytes = 0
   let largestAckedSentTimeMs = 0

@@ -2,9 +2,9 @@ import type { CongestionController } from '../cc/controller.js'
 import { DeliveryRateEstimator } from '../cc/delivery-rate.js'
 import { createCongestionController } from '../cc/index.js'
 import { Pacer } from '../cc/pacer.js'
-import { DecodeError, ErrorCode, PigeonError, UsageError, errorCodeName } from '../errors.js'
+import { DecodeError, ErrorCode, PigeonError, ProtocolError, UsageError, errorCodeName } from '../errors.js'
 import { RecvCredit, SendCredit } from '../flow-control.js'
-import { type PacketProtection, nullProtection } from '../protection.js'
+import { type PacketProtection, awaitingKeysProtection, checksumProtection, nullProtection } from '../protection.js'
 import { AckTracker } from '../recovery/ack-tracker.js'
 import { RttEstimator } from '../recovery/rtt.js'
 import { SentPacketTracker, type SentPacket } from '../recovery/sent-packets.js'
@@ -22,6 +22,7 @@ import { buildPacket } from './assemble.js'
 import { type SessionConfig, resolveSessionConfig } from './config.js'
 import { type SessionEvent, type SessionState, type SessionStats, newSessionStats } from './events.js'
 import { handleFrames } from './receive.js'
+import { type ClientSecurity, SecureHandshake, type ServerSecurity } from './secure-handshake.js'
 import { RecordKind, type SentRecord } from './sent-record.js'
 import { MIN_DATAGRAM_BYTES, maxChunkBytes } from './sizing.js'
 
@@ -36,6 +37,12 @@ export interface SessionOptions {
   localCid?: Uint8Array
   /** Server: the client's connection id (its Initial's source CID). */
   remoteCid?: Uint8Array
+  /**
+   * Encrypt the session (Noise NK handshake, then ChaCha20-Poly1305): a client pins the
+   * server's public key, a server holds its key pair. Without it the session runs the
+   * plaintext HELLO handshake under `protection`.
+   */
+  security?: ClientSecurity | ServerSecurity
 }
 
 export interface SendOptions {
@@ -58,7 +65,14 @@ export class Session {
   readonly config: SessionConfig
   readonly rng: Rng
   readonly trace: TraceSink | undefined
-  readonly protection: PacketProtection
+  /** Protection of short-header packets (the AEAD once an encrypted handshake is done). */
+  protection: PacketProtection
+  /** Protection of long-header (Initial) packets. */
+  readonly initialProtection: PacketProtection
+  /** Trailer bytes of short-header packets (fragment sizing, known before the keys). */
+  readonly shortOverheadBytes: number
+  /** The encrypted handshake, when the session is secured. */
+  readonly handshake: SecureHandshake | null
   readonly localCid: Uint8Array
   readonly remoteCid: Uint8Array
   /** The CID the client first addressed (server accepts Initial packets to it). */
@@ -181,7 +195,16 @@ export class Session {
     this.config = resolveSessionConfig(opts.config)
     this.rng = opts.rng
     this.trace = opts.trace
-    this.protection = opts.protection ?? nullProtection
+    if (opts.security !== undefined) {
+      this.handshake = new SecureHandshake({ role: opts.role, security: opts.security, rng: opts.rng })
+      this.initialProtection = checksumProtection
+      this.protection = awaitingKeysProtection
+    } else {
+      this.handshake = null
+      this.protection = opts.protection ?? nullProtection
+      this.initialProtection = this.protection
+    }
+    this.shortOverheadBytes = this.protection.overheadBytes
     // Both connection ids live in one 16-byte buffer (an idle session's memory counts).
     const cids = new Uint8Array(2 * CID_LENGTH)
     this.localCid = cids.subarray(0, CID_LENGTH)
@@ -203,6 +226,9 @@ export class Session {
     this.lastSentAckElicitingMs = opts.nowMs
     this.lastSentMs = opts.nowMs
     this.helloPending = this.role === 'client'
+    if (this.handshake !== null && this.role === 'client') {
+      this.handshake.start({ originalDcid: this.remoteCid.slice(), clientScid: this.localCid, params: this.localParams() })
+    }
     this.emitTrace(opts.nowMs, TraceName.sessionStateUpdated, { new: 'connecting', role: this.role })
   }
 
@@ -240,7 +266,7 @@ export class Session {
       chunkBytes: maxChunkBytes({
         // Before the peer's HELLO only the protocol minimum is sure to fit.
         maxDatagramBytes: this.state === 'established' ? this.maxDatagramBytes : MIN_DATAGRAM_BYTES,
-        protectionOverheadBytes: this.protection.overheadBytes,
+        protectionOverheadBytes: this.shortOverheadBytes,
         streamId,
         seq,
         msgLength: data.length,
@@ -344,7 +370,8 @@ export class Session {
         this.drop(nowMs, 'bad_packet_number')
         continue
       }
-      const payload = this.protection.open(datagram.subarray(header.packetStart, header.packetEnd), {
+      const protection = header.type === 'short' ? this.protection : this.initialProtection
+      const payload = protection.open(datagram.subarray(header.packetStart, header.packetEnd), {
         headerLength: header.headerLength,
         packetNumber,
       })
@@ -488,6 +515,37 @@ export class Session {
       maxAckDelayMs: this.config.maxAckDelayMs,
       maxMessageBytes: this.config.maxMessageBytes,
     }
+  }
+
+  /** A CRYPTO_HANDSHAKE message (Noise NK). Throws HandshakeError on anything forged. */
+  onCryptoHandshake(nowMs: number, message: Uint8Array): void {
+    const hs = this.handshake
+    if (hs === null) throw new ProtocolError(ErrorCode.PROTOCOL_VIOLATION, 'CRYPTO_HANDSHAKE on an unencrypted session')
+    if (this.role === 'server') {
+      if (this.originalDcid === undefined) return // established long ago: a stale repeat
+      const outcome = hs.onMessage1({
+        message,
+        originalDcid: this.originalDcid,
+        clientScid: this.remoteCid,
+        serverCid: this.localCid,
+        params: this.localParams(),
+      })
+      if (outcome !== undefined) {
+        this.applyPeerParams(outcome.peerParams)
+        this.protection = outcome.protection
+        this.emitTrace(nowMs, 'security:key_updated', { key_type: 'server_1rtt_secret', generation: 0 })
+      }
+      if (!this.helloAcked) this.helloPending = true
+      return
+    }
+    if (this.state !== 'connecting') return
+    const outcome = hs.onMessage2({ message, serverCid: this.remoteCid })
+    this.protection = outcome.protection
+    this.applyPeerParams(outcome.peerParams)
+    this.emitTrace(nowMs, 'security:key_updated', { key_type: 'client_1rtt_secret', generation: 0 })
+    this.onEstablished(nowMs)
+    // Confirm with an ack-eliciting short-header packet, probed until acknowledged.
+    this.pingPending = true
   }
 
   onEstablished(nowMs: number): void {
