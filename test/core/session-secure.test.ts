@@ -62,3 +62,19 @@ t.test('tampered and replayed short-header packets are dropped and counted', asy
   t.ok(server.stats.droppedUndecryptable + server.stats.droppedDuplicate >= before + 2, 'both dropped and counted')
   t.ok(server.isEstablished, 'the session is unharmed')
 })
+
+t.test('anti-amplification: an unvalidated client address never gets more bytes than it sent', async (t) => {
+  for (const secure of [false, true]) {
+    // The client's first Initial gets through; everything after it from the client is lost,
+    // so the server can never validate the address and keeps probing.
+    const pair = new SimPair({ seed: 8, up: { delay: { baseMs: 10 } }, down: { delay: { baseMs: 10 } }, secure: secure ? { serverKeyPair } : undefined })
+    pair.net.runUntil({ untilMs: 15, predicate: () => pair.serverSession !== undefined })
+    pair.net.setLink('client', 'server', { blocked: true })
+    pair.net.runUntil({ untilMs: 30_000 })
+    const server = pair.serverSession!
+    t.ok(server.stats.bytesReceived >= 1200, `${secure ? 'encrypted' : 'plain'}: received the padded Initial`)
+    const ratio = server.stats.bytesSent / server.stats.bytesReceived
+    t.ok(ratio <= 1, `${secure ? 'encrypted' : 'plain'}: sent/received = ${ratio.toFixed(3)} <= 1 (${server.stats.bytesSent} / ${server.stats.bytesReceived} bytes)`)
+    t.ok(server.stats.packetsSent >= 2, 'it did retransmit within the budget')
+  }
+})

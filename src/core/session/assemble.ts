@@ -52,7 +52,10 @@ const scratchMessage: MessageFrame = {
 export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined => {
   if (s.state === 'closing') return buildClosePacket(s, nowMs)
   const isLong = s.state === 'connecting'
-  const maxBytes = isLong ? s.config.maxDatagramBytes : s.maxDatagramBytes
+  const budget = s.amplificationBudgetBytes()
+  // Too little budget for a useful packet: wait until the client sends more or validates.
+  if (budget < 64) return undefined
+  const maxBytes = Math.min(isLong ? s.config.maxDatagramBytes : s.maxDatagramBytes, budget)
   const packetNumber = s.nextPacketNumber
   const pnLength = packetNumberLength(packetNumber, s.tracker.largestAcked >= 0 ? s.tracker.largestAcked : undefined)
   const truncatedPn = encodeTruncated(packetNumber, pnLength)
@@ -211,6 +214,7 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   }
   s.stats.packetsSent++
   s.stats.bytesSent += datagram.length
+  if (!s.addressValidated) s.unvalidatedBytesSent += datagram.length
   s.lastSentMs = nowMs
   if (s.trace !== undefined) {
     s.emitTrace(nowMs, TraceName.packetSent, {
@@ -382,8 +386,10 @@ const buildClosePacket = (s: Session, nowMs: number): Uint8Array | undefined => 
   const payloadStart = w.offset
   encodeClose(w, frame)
   const packetEnd = protection.seal(w.buf, { start: 0, payloadStart, payloadEnd: w.offset, packetNumber })
+  if (packetEnd > s.amplificationBudgetBytes()) return undefined // never amplify, even to say goodbye
   s.stats.packetsSent++
   s.stats.bytesSent += packetEnd
+  if (!s.addressValidated) s.unvalidatedBytesSent += packetEnd
   s.emitTrace(nowMs, TraceName.packetSent, { packet_number: packetNumber, size: packetEnd, frames: 'close' })
   return w.buf.slice(0, packetEnd)
 }

