@@ -4,7 +4,9 @@
  * server is unreachable or the session dies, 2 on bad arguments.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import { existsSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { parseKeyHex } from '../io/server-key.js'
 import { PigeonClient, PigeonConnectError } from '../io/client.js'
 import { formatAddress } from '../io/address.js'
 
@@ -17,6 +19,10 @@ const HELP = `Usage: npm run ping -- [options]
   --stream ID        stream id (default 0: ordered)
   --interval-ms MS   pause between messages (default 200)
   --timeout-ms MS    give up when the server is silent this long (default 5000)
+  --server-key HEX   the server's public key to pin (env PIGEON_SERVER_KEY; default:
+                     read from ./data/server-key.json when it exists, as written by
+                     npm start on this machine)
+  --insecure         talk to a server started with --insecure (no encryption)
   --help             show this help`
 
 interface Settings {
@@ -27,6 +33,7 @@ interface Settings {
   streamId: number
   intervalMs: number
   timeoutMs: number
+  serverPublicKey: Uint8Array | undefined
 }
 
 const parseSettings = (argv: string[]): Settings | 'help' => {
@@ -40,6 +47,8 @@ const parseSettings = (argv: string[]): Settings | 'help' => {
       stream: { type: 'string' },
       'interval-ms': { type: 'string' },
       'timeout-ms': { type: 'string' },
+      'server-key': { type: 'string' },
+      insecure: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -57,8 +66,18 @@ const parseSettings = (argv: string[]): Settings | 'help' => {
     streamId: int('stream', v.stream, 0, 0, 63),
     intervalMs: int('interval-ms', v['interval-ms'], 200, 0, 3_600_000),
     timeoutMs: int('timeout-ms', v['timeout-ms'], 5000, 1, 3_600_000),
+    serverPublicKey: v.insecure === true ? undefined : serverKey(v['server-key'] ?? process.env.PIGEON_SERVER_KEY),
   }
 }
+
+/** The pinned key: given, or the local server's key file when there is one. */
+const serverKey = (hex: string | undefined): Uint8Array | undefined => {
+  if (hex !== undefined) return parseKeyHex(hex, '--server-key')
+  if (!existsSync(LOCAL_KEY_FILE)) return undefined
+  const { publicKey } = JSON.parse(readFileSync(LOCAL_KEY_FILE, 'utf8')) as { publicKey?: string }
+  return publicKey === undefined ? undefined : parseKeyHex(publicKey, `${LOCAL_KEY_FILE} publicKey`)
+}
+const LOCAL_KEY_FILE = 'data/server-key.json'
 
 const fmt = (ms: number): string => ms.toFixed(3)
 
@@ -74,6 +93,7 @@ const run = async (s: Settings): Promise<number> => {
       port: s.port,
       connectTimeoutMs: s.timeoutMs,
       sessionConfig: { deadLinkTimeoutMs: s.timeoutMs },
+      serverPublicKey: s.serverPublicKey,
     })
   } catch (err) {
     if (!(err instanceof PigeonConnectError)) throw err

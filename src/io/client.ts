@@ -15,6 +15,8 @@ export interface PigeonClientOptions {
   host: string
   port: number
   sessionConfig?: Partial<SessionConfig>
+  /** The server's static public key (32 bytes): encrypts the session and refuses any other server. */
+  serverPublicKey?: Uint8Array
   /** Give up connecting after this long (the session's dead-link timer may fire first). Default 10 s. */
   connectTimeoutMs?: number
   logger?: Logger
@@ -85,7 +87,8 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
       trace: opts.trace,
       protection: opts.protection,
     })
-    const client = new PigeonClient(udp, udp.connect(remote), remote)
+    const security = opts.serverPublicKey === undefined ? undefined : { serverStaticPublicKey: opts.serverPublicKey }
+    const client = new PigeonClient(udp, udp.connect(remote, undefined, security), remote)
     try {
       await client.established(opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
     } catch (err) {

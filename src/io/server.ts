@@ -1,4 +1,5 @@
 import type { EndpointEvent } from '../core/endpoint.js'
+import type { ServerSecurity } from '../core/session/secure-handshake.js'
 import { ErrorCode, errorCodeName } from '../core/errors.js'
 import type { SessionConfig } from '../core/session/config.js'
 import type { TraceSink } from '../core/trace.js'
@@ -14,6 +15,8 @@ export interface EchoServerOptions {
   trace?: TraceSink
   sessionConfig?: Partial<SessionConfig>
   maxSessions?: number
+  /** Encrypt every session with this static key pair. */
+  security?: ServerSecurity
 }
 
 export interface EchoServer {
@@ -39,6 +42,7 @@ export const startEchoServer = async (opts: EchoServerOptions): Promise<EchoServ
     trace: opts.trace,
     sessionConfig: opts.sessionConfig,
     maxSessions: opts.maxSessions,
+    security: opts.security,
   })
   let echoFailures = 0
   endpoint.on('event', (e: EndpointEvent<UdpAddress>) => {

@@ -1,4 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import type { ClientSecurity, ServerSecurity } from '../core/session/secure-handshake.js'
+import { nodeCryptoBackend } from './node-crypto-backend.js'
 import { EventEmitter, once } from 'node:events'
 import { Endpoint, type EndpointEvent } from '../core/endpoint.js'
 import { ErrorCode } from '../core/errors.js'
@@ -29,6 +31,8 @@ export interface UdpEndpointOptions {
   maxSessions?: number
   /** SO_RCVBUF / SO_SNDBUF request (the kernel may cap it). Default 4 MiB. */
   socketBufferBytes?: number
+  /** Server: encrypt every session with this static key pair (Noise NK + ChaCha20-Poly1305). */
+  security?: ServerSecurity
   /** udp6 only: refuse IPv4-mapped peers (default: dual stack where the OS allows it). */
   ipv6Only?: boolean
 }
@@ -113,6 +117,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
       trace: opts.trace,
       protection: opts.protection ?? (() => checksumProtection),
       maxSessions: opts.maxSessions,
+      security: opts.security === undefined ? undefined : { backend: nodeCryptoBackend, ...opts.security },
     })
     const bufferBytes = opts.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES
     try {
@@ -138,8 +143,10 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   }
 
   /** Open a client session to `to` (an IP address of this socket's family). */
-  connect(to: UdpAddress, config?: Partial<SessionConfig>): Session {
-    const session = this.core.connect(this.clock(), to, config)
+  /** Open a session to `to`; with `security` it is encrypted and pins the server's key. */
+  connect(to: UdpAddress, config?: Partial<SessionConfig>, security?: ClientSecurity): Session {
+    const pinned = security === undefined ? undefined : { backend: nodeCryptoBackend, ...security }
+    const session = this.core.connect(this.clock(), to, config, pinned)
     this.scheduleFlush()
     return session
   }

@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util'
 import { formatAddress } from '../io/address.js'
 import { createLogger, type Logger } from '../io/logger.js'
 import { type QlogFile, openQlogFile } from '../io/qlog.js'
+import type { ServerSecurity } from '../core/session/secure-handshake.js'
+import { loadOrCreateServerKey, toHex } from '../io/server-key.js'
 import { type EchoServer, startEchoServer } from '../io/server.js'
 
 const HELP = `Usage: npm start -- [options]
@@ -13,6 +15,10 @@ const HELP = `Usage: npm start -- [options]
   --host HOST     address to listen on (env PIGEON_HOST; default :: when the
                   host has IPv6, which also accepts IPv4, else 0.0.0.0)
   --port PORT     UDP port, 0 picks a free one (env PIGEON_PORT; default 7700)
+  --key-file F    the server's static key pair (created on first start;
+                  default ./data/server-key.json, env PIGEON_KEY_FILE); clients
+                  pin the public key printed at start (--server-key for ping)
+  --insecure      no encryption (plaintext handshake, CRC-32C integrity only)
   --qlog FILE     write protocol trace events to FILE as JSON lines
   --log-level L   pino level: trace, debug, info, warn, error (default info)
   --help          show this help
@@ -21,12 +27,15 @@ Logs are JSON lines on stdout; the first one with "msg":"listening" carries the
 address and port. SIGINT / SIGTERM close every session and exit 0.`
 
 const DEFAULT_PORT = 7700
+const DEFAULT_KEY_FILE = 'data/server-key.json'
 
 interface Settings {
   host: string | undefined
   port: number
   qlog: string | undefined
   logLevel: string
+  keyFile: string
+  insecure: boolean
 }
 
 const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help' => {
@@ -37,6 +46,8 @@ const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help
       port: { type: 'string' },
       qlog: { type: 'string' },
       'log-level': { type: 'string' },
+      'key-file': { type: 'string' },
+      insecure: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -45,12 +56,19 @@ const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help
   const portText = values.port ?? env.PIGEON_PORT ?? String(DEFAULT_PORT)
   const port = Number(portText)
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`invalid port ${JSON.stringify(portText)}`)
-  return { host: values.host ?? env.PIGEON_HOST, port, qlog: values.qlog, logLevel: values['log-level'] ?? 'info' }
+  return {
+    host: values.host ?? env.PIGEON_HOST,
+    port,
+    qlog: values.qlog,
+    logLevel: values['log-level'] ?? 'info',
+    keyFile: values['key-file'] ?? env.PIGEON_KEY_FILE ?? DEFAULT_KEY_FILE,
+    insecure: values.insecure === true,
+  }
 }
 
 /** The explicit host, or `::` (dual stack) falling back to 0.0.0.0 on hosts without IPv6. */
-const listen = async (settings: Settings, log: Logger, qlog: QlogFile | undefined): Promise<EchoServer> => {
-  const start = (host: string): Promise<EchoServer> => startEchoServer({ host, port: settings.port, logger: log, trace: qlog?.sink })
+const listen = async (settings: Settings, log: Logger, qlog: QlogFile | undefined, security: ServerSecurity | undefined): Promise<EchoServer> => {
+  const start = (host: string): Promise<EchoServer> => startEchoServer({ host, port: settings.port, logger: log, trace: qlog?.sink, security })
   if (settings.host !== undefined) return start(settings.host)
   try {
     return await start('::')
@@ -76,10 +94,27 @@ const main = async (): Promise<void> => {
   }
   const log = createLogger({ name: 'pigeon', level: settings.logLevel })
   const qlog = settings.qlog === undefined ? undefined : await openQlogFile(settings.qlog)
-  const server = await listen(settings, log, qlog)
+  let security: ServerSecurity | undefined
+  if (!settings.insecure) {
+    const { keyPair, created } = loadOrCreateServerKey(settings.keyFile)
+    if (created) log.info({ keyFile: settings.keyFile }, 'created the server key pair')
+    security = { staticKeyPair: keyPair }
+  }
+  const server = await listen(settings, log, qlog, security)
   // Whatever the level, say where we listen: scripts and tests wait for this line.
   const announce = log.isLevelEnabled('info') ? log : log.child({}, { level: 'info' })
-  announce.info({ udp: formatAddress(server), address: server.address, port: server.port, family: server.family, qlog: settings.qlog }, 'listening')
+  announce.info(
+    {
+      udp: formatAddress(server),
+      address: server.address,
+      port: server.port,
+      family: server.family,
+      qlog: settings.qlog,
+      encrypted: security !== undefined,
+      publicKey: security === undefined ? undefined : toHex(security.staticKeyPair.publicKey),
+    },
+    'listening',
+  )
 
   let stopping = false
   const stop = async (signal: NodeJS.Signals): Promise<void> => {

@@ -5,7 +5,7 @@
  * and real) is checked to be counted by exactly one endpoint counter or by at least one
  * packet-level counter of the session it was routed to.
  */
-import { Endpoint } from '../../src/core/endpoint.js'
+import { Endpoint, type EndpointStats } from '../../src/core/endpoint.js'
 import { DecodeError } from '../../src/core/errors.js'
 import { type PacketProtection, checksumProtection, nullProtection } from '../../src/core/protection.js'
 import { SeededRng } from '../../src/core/rng.js'
@@ -63,6 +63,9 @@ export interface FuzzReport {
   /** Largest bytes sent / bytes received over the fake source addresses that got replies. */
   maxAmplification: number
   amplificationAddresses: number
+  /** Fake addresses that were sent more bytes than they sent. */
+  amplifiedAddresses: number
+  amplifiedExamples: Array<{ rx: number; tx: number; datagrams: number; kinds: string[] }>
   /** Real sessions still working after the run: a message went each way on each. */
   liveSessionsWorking: number
   /** The live sessions' server sides still established. */
@@ -98,7 +101,7 @@ export const ENDPOINT_OUTCOMES = [
 /** Session counters of which one moves per packet of a datagram routed to a session. */
 export const SESSION_OUTCOMES = ['packetsReceived', 'droppedDuplicate', 'droppedUndecryptable', 'droppedMalformed', 'droppedUnknownConnection', 'droppedAfterClose'] as const
 
-const endpointOutcomes = (s: Endpoint<string>['stats']): number =>
+const endpointOutcomes = (s: EndpointStats): number =>
   s.droppedNotPigeon +
   s.droppedUnknownSession +
   s.droppedMalformed +
@@ -121,7 +124,7 @@ const FAKE_ADDRESSES = 4096
 const copy = (b: Uint8Array): Uint8Array => b.slice()
 
 /** Record real traffic of a throwaway client/server pair: its packets go to no live session. */
-const recordRetiredCorpus = (seed: number, protection: ProtectionName): Uint8Array[] => {
+export const recordRetiredCorpus = (seed: number, protection: ProtectionName): Uint8Array[] => {
   const rng = new SeededRng(seed)
   const prot = (): PacketProtection => protectionOf(protection)
   const server = new Endpoint<string>({ rng: rng.fork(), server: true, protection: prot })
@@ -170,6 +173,78 @@ const recordRetiredCorpus = (seed: number, protection: ProtectionName): Uint8Arr
   return corpus
 }
 
+/**
+ * Checks, datagram by datagram, that an Endpoint counts what it receives: wrap each
+ * handleDatagram call in `check`. Sessions are learned from `noteAccepted` or, when the
+ * endpoint accepted one the checker has not seen, by walking endpoint.sessions().
+ */
+export class AccountingChecker {
+  readonly gaps: Record<GapClass, number> = { 'version-negotiation-suppressed': 0, 'authenticated-packet-closed-session': 0, unexplained: 0 }
+  readonly gapExamples: Record<GapClass, Reproducer[]> = { 'version-negotiation-suppressed': [], 'authenticated-packet-closed-session': [], unexplained: [] }
+  /** Datagrams that moved more than one endpoint-level counter. */
+  overCounted = 0
+  checked = 0
+  /** Stats of every session seen, for totals (closed ones included). */
+  readonly allSessionStats: SessionStats[] = []
+  private readonly byKey = new Map<number, Session>()
+  private readonly known = new WeakSet<Session>()
+  private acceptedSeen = 0
+
+  constructor(private readonly endpoint: { readonly stats: EndpointStats; sessions(): Iterable<Session> }) {}
+
+  noteAccepted(session: Session): void {
+    if (this.known.has(session)) return
+    this.known.add(session)
+    this.byKey.set(cidKey(session.localCid), session)
+    if (session.originalDcid !== undefined) this.byKey.set(cidKey(session.originalDcid), session)
+    this.allSessionStats.push(session.stats)
+  }
+
+  /** Forget sessions the endpoint has let go of (bounded map). */
+  prune(): void {
+    for (const [k, s] of this.byKey) if (s.isClosed) this.byKey.delete(k)
+  }
+
+  check(bytes: Uint8Array, meta: { index: number; kind: Reproducer['kind']; from: string }, handle: () => void): void {
+    const stats = this.endpoint.stats
+    if (stats.sessionsAccepted !== this.acceptedSeen) {
+      // Accepted since we last looked (its event may not be out yet): learn it now.
+      this.acceptedSeen = stats.sessionsAccepted
+      for (const s of this.endpoint.sessions()) this.noteAccepted(s)
+    }
+    let target: Session | undefined
+    if (bytes.length > 0 && isLikelyPigeonPacket(bytes[0])) {
+      const dcid = peekDestinationCid(bytes)
+      if (dcid !== undefined) target = this.byKey.get(cidKey(dcid))
+    }
+    const eBefore = endpointOutcomes(stats)
+    const sBefore = target === undefined ? 0 : sessionOutcomes(target.stats)
+    const wasActive = target?.isActive() ?? false
+    this.checked++
+    try {
+      handle()
+    } finally {
+      const eDelta = endpointOutcomes(stats) - eBefore
+      const sDelta = target === undefined ? 0 : sessionOutcomes(target.stats) - sBefore
+      if (eDelta > 1) this.overCounted++
+      if (eDelta + sDelta === 0) {
+        const cls = classifyGap(bytes, target, wasActive)
+        this.gaps[cls]++
+        if (this.gapExamples[cls].length < 3) {
+          this.gapExamples[cls].push({ ...meta, hex: hexOf(bytes, 120), note: target === undefined ? 'no session' : `session ${target.traceId} ${target.state}` })
+        }
+      }
+    }
+  }
+
+  sessionTotals(): Record<string, number> {
+    const totals: Record<string, number> = {}
+    for (const name of SESSION_OUTCOMES) totals[name] = 0
+    for (const st of this.allSessionStats) for (const name of SESSION_OUTCOMES) totals[name] += st[name]
+    return totals
+  }
+}
+
 export const runFuzz = (opts: FuzzOptions): FuzzReport => {
   const started = performance.now()
   const rng = new SeededRng(opts.seed)
@@ -183,22 +258,20 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
   let nowMs = 0
 
   // --- accounting state ---
-  const byKey = new Map<number, Session>()
-  const allSessionStats: SessionStats[] = []
-  const gaps: Record<GapClass, number> = { 'version-negotiation-suppressed': 0, 'authenticated-packet-closed-session': 0, unexplained: 0 }
-  const gapExamples: Record<GapClass, Reproducer[]> = { 'version-negotiation-suppressed': [], 'authenticated-packet-closed-session': [], unexplained: [] }
+  const checker = new AccountingChecker(server)
   const escapes: Reproducer[] = []
   let escapeCount = 0
-  let overCounted = 0
   let realDatagrams = 0
   let maxSessionsSeen = 0
   const liveCapture: Uint8Array[] = []
   let capturing = true
   /** Per fake address: bytes received from it, bytes sent to it. */
-  const traffic = new Map<string, { rx: number; tx: number }>()
+  const traffic = new Map<string, { rx: number; tx: number; datagrams: number; kinds: string[] }>()
   /** Messages the server got on the live sessions (echoed back by the harness). */
   const serverInbox: Array<{ session: Session; data: Uint8Array }> = []
   const clientInbox: Array<Array<Uint8Array>> = clients.map(() => [])
+  /** Sessions accepted during setup: the live ones. */
+  const liveAccepted: Session[] = []
 
   const escape = (index: number, kind: Reproducer['kind'], from: string, bytes: Uint8Array | undefined, err: unknown): void => {
     escapeCount++
@@ -209,9 +282,8 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
     for (let e = server.pollEvent(); e !== undefined; e = server.pollEvent()) {
       const ev = e.event
       if (ev.type === 'accepted') {
-        byKey.set(cidKey(e.session.localCid), e.session)
-        if (e.session.originalDcid !== undefined) byKey.set(cidKey(e.session.originalDcid), e.session)
-        allSessionStats.push(e.session.stats)
+        checker.noteAccepted(e.session)
+        if (capturing) liveAccepted.push(e.session)
       } else if (ev.type === 'message' && clientIndex.has(e.address)) {
         serverInbox.push({ session: e.session, data: ev.data })
       }
@@ -235,7 +307,7 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
       } else {
         const t = traffic.get(out.to)
         if (t !== undefined) t.tx += out.bytes.length
-        else traffic.set(out.to, { rx: 0, tx: out.bytes.length })
+        else traffic.set(out.to, { rx: 0, tx: out.bytes.length, datagrams: 0, kinds: [] })
       }
     }
     drainServerEvents()
@@ -243,27 +315,13 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
 
   /** One datagram into the server, with the accounting check. */
   const deliver = (index: number, bytes: Uint8Array, from: string, kind: Reproducer['kind']): void => {
-    let target: Session | undefined
-    if (bytes.length > 0 && isLikelyPigeonPacket(bytes[0])) {
-      const dcid = peekDestinationCid(bytes)
-      if (dcid !== undefined) target = byKey.get(cidKey(dcid))
-    }
-    const eBefore = endpointOutcomes(server.stats)
-    const sBefore = target === undefined ? 0 : sessionOutcomes(target.stats)
-    const wasActive = target?.isActive() ?? false
-    try {
-      server.handleDatagram(nowMs, bytes, from)
-    } catch (err) {
-      escape(index, kind, from, bytes, err)
-    }
-    const eDelta = endpointOutcomes(server.stats) - eBefore
-    const sDelta = target === undefined ? 0 : sessionOutcomes(target.stats) - sBefore
-    if (eDelta > 1) overCounted++
-    if (eDelta + sDelta === 0) {
-      const cls = classifyGap(bytes, target, wasActive)
-      gaps[cls]++
-      if (gapExamples[cls].length < 3) gapExamples[cls].push({ index, kind, from, hex: hexOf(bytes, 120), note: target === undefined ? 'no session' : `session ${target.traceId} ${target.state}` })
-    }
+    checker.check(bytes, { index, kind, from }, () => {
+      try {
+        server.handleDatagram(nowMs, bytes, from)
+      } catch (err) {
+        escape(index, kind, from, bytes, err)
+      }
+    })
     drainServerTransmit(index)
   }
 
@@ -330,7 +388,8 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
     timers()
   }
   capturing = false
-  const serverLive = new Set(byKey.values())
+  const serverLive = new Set(liveAccepted)
+  liveAccepted.length = 0
   if (serverLive.size !== liveCount) throw new Error(`server has ${serverLive.size} sessions, expected ${liveCount}`)
 
   // --- the corpus ---
@@ -361,8 +420,11 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
     const from = r % 20 === 0 ? `c${r % liveCount}` : `f${r % FAKE_ADDRESSES}`
     if (from.startsWith('f')) {
       const t = traffic.get(from)
-      if (t !== undefined) t.rx += bytes.length
-      else traffic.set(from, { rx: bytes.length, tx: 0 })
+      const entry = t ?? { rx: 0, tx: 0, datagrams: 0, kinds: [] }
+      if (t === undefined) traffic.set(from, entry)
+      entry.rx += bytes.length
+      entry.datagrams++
+      if (entry.kinds.length < 8) entry.kinds.push(`${kind}:${bytes.length}`)
     }
     deliver(i, bytes, from, kind)
     if (nowMs >= nextTickMs) {
@@ -372,7 +434,7 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
     }
     if ((i + 1) % sampleEvery === 0) {
       // Forget sessions the endpoint has let go of.
-      for (const [k, s] of byKey) if (s.isClosed) byKey.delete(k)
+      checker.prune()
       opts.onSample?.(i + 1)
     }
   }
@@ -396,14 +458,17 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
   let serverLiveEstablished = 0
   for (const s of serverLive) if (s.isEstablished) serverLiveEstablished++
 
-  const sessionTotals: Record<string, number> = {}
-  for (const name of SESSION_OUTCOMES) sessionTotals[name] = 0
-  for (const st of allSessionStats) for (const name of SESSION_OUTCOMES) sessionTotals[name] += st[name]
   let maxAmplification = 0
   let amplificationAddresses = 0
+  let amplifiedAddresses = 0
+  const amplifiedExamples: FuzzReport['amplifiedExamples'] = []
   for (const t of traffic.values()) {
     if (t.tx === 0) continue
     amplificationAddresses++
+    if (t.tx > t.rx) {
+      amplifiedAddresses++
+      if (amplifiedExamples.length < 5) amplifiedExamples.push({ rx: t.rx, tx: t.tx, datagrams: t.datagrams, kinds: t.kinds })
+    }
     const ratio = t.rx === 0 ? Infinity : t.tx / t.rx
     if (ratio > maxAmplification) maxAmplification = ratio
   }
@@ -415,11 +480,11 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
     serverDatagramsReceived: server.stats.datagramsReceived,
     escapes,
     escapeCount,
-    gaps,
-    gapExamples,
-    overCounted,
+    gaps: checker.gaps,
+    gapExamples: checker.gapExamples,
+    overCounted: checker.overCounted,
     endpointStats: { ...server.stats },
-    sessionOutcomes: sessionTotals,
+    sessionOutcomes: checker.sessionTotals(),
     mutations: { ...retiredMut.counts, ...Object.fromEntries(Object.entries(liveMut.counts).map(([k, v]) => [k, v + retiredMut.counts[k as Mutation]])) },
     truncationPrefixes: liveMut.truncationPrefixes + retiredMut.truncationPrefixes,
     truncationPasses: Math.min(liveMut.truncationPasses, retiredMut.truncationPasses),
@@ -427,6 +492,8 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
     sessionCountAtEnd: server.sessionCount,
     maxAmplification,
     amplificationAddresses,
+    amplifiedAddresses,
+    amplifiedExamples,
     liveSessionsWorking,
     serverLiveEstablished,
     liveClients: liveCount,

@@ -19,8 +19,12 @@ interface LogLine {
 }
 
 /** Start `npm start`'s entry; resolves once it logged where it listens. */
-const startServerProcess = async (args: string[]): Promise<{ child: ChildProcess; port: number; lines: LogLine[] }> => {
-  const child = tsx('src/server/main.ts', args)
+const startServerProcess = async (
+  args: string[],
+): Promise<{ child: ChildProcess; port: number; lines: LogLine[]; publicKey: string | undefined }> => {
+  // Each server gets its own key file unless the test passes one (or --insecure).
+  const keyArgs = args.includes('--key-file') || args.includes('--insecure') ? [] : ['--key-file', join(mkdtempSync(join(tmpdir(), 'pigeon-key-')), 'key.json')]
+  const child = tsx('src/server/main.ts', [...args, ...keyArgs])
   const lines: LogLine[] = []
   const listening = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -30,8 +34,12 @@ const startServerProcess = async (args: string[]): Promise<{ child: ChildProcess
     })
     child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)))
   })
-  return { child, port: await listening, lines }
+  const port = await listening
+  const publicKey = lines.find((l) => l.msg === 'listening')?.publicKey as string | undefined
+  return { child, port, lines, publicKey }
 }
+
+const keyOf = (hex: string | undefined): Uint8Array => new Uint8Array(Buffer.from(hex ?? '', 'hex'))
 
 const runToEnd = async (child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> => {
   let stdout = ''
@@ -45,21 +53,24 @@ const runToEnd = async (child: ChildProcess): Promise<{ code: number | null; std
 t.test('npm start: answers a client and the ping script on both families, exits 0 on SIGTERM', { timeout: 60_000 }, async (t) => {
   const qlog = join(mkdtempSync(join(tmpdir(), 'pigeon-')), 'server.qlog')
   // No --host: the default listens on both IPv6 and IPv4.
-  const { child, port, lines } = await startServerProcess(['--port', '0', '--qlog', qlog])
+  const { child, port, lines, publicKey } = await startServerProcess(['--port', '0', '--qlog', qlog])
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL')
   })
   t.ok(port > 0, `listening on port ${port}`)
+  t.match(publicKey, /^[0-9a-f]{64}$/, 'encrypted by default: it prints the key clients pin')
 
   for (const host of ['127.0.0.1', '::1']) {
-    const client = await connect(host, port)
+    const client = await connect(host, port, { serverPublicKey: keyOf(publicKey) })
     const one = messages(client, 1)
     client.send(0, text(`ping over ${host}`))
     t.equal(str((await one)[0].data), `ping over ${host}`, `echo over ${host}`)
     await client.close()
   }
 
-  const ping = await runToEnd(tsx('src/client/ping.ts', ['--host', '127.0.0.1', '--port', String(port), '--count', '3', '--interval-ms', '0']))
+  const ping = await runToEnd(
+    tsx('src/client/ping.ts', ['--host', '127.0.0.1', '--port', String(port), '--count', '3', '--interval-ms', '0', '--server-key', publicKey!]),
+  )
   t.equal(ping.code, 0, 'ping exits 0')
   t.match(ping.stdout, /3 sent, 3 echoed, 0\.0% lost/)
   t.match(ping.stdout, /rtt min\/avg\/p50\/p99\/max = /)
@@ -78,8 +89,8 @@ t.test('npm start: answers a client and the ping script on both families, exits 
 })
 
 t.test('npm start closes live sessions with CLOSE on SIGTERM', { timeout: 60_000 }, async (t) => {
-  const { child, port } = await startServerProcess(['--host', '::1', '--port', '0'])
-  const client = await connect('::1', port)
+  const { child, port, publicKey } = await startServerProcess(['--host', '::1', '--port', '0'])
+  const client = await connect('::1', port, { serverPublicKey: keyOf(publicKey) })
   const closed = new Promise((resolve) => client.once('closed', resolve))
   child.kill('SIGTERM')
   t.same(await closed, { code: 0, reason: 'server shutting down', byPeer: true })
@@ -99,4 +110,24 @@ t.test('bad arguments: exit 2 with usage', { timeout: 60_000 }, async (t) => {
   t.equal(r.code, 2)
   t.match(r.stderr, /invalid port/)
   t.match(r.stderr, /Usage: npm start/)
+})
+
+t.test('a client pinning another key is refused; --insecure serves plaintext clients', { timeout: 60_000 }, async (t) => {
+  const secure = await startServerProcess(['--host', '127.0.0.1', '--port', '0'])
+  const wrong = keyOf(secure.publicKey)
+  wrong[0] ^= 1
+  await t.rejects(connect('127.0.0.1', secure.port, { serverPublicKey: wrong, connectTimeoutMs: 5000 }), /HANDSHAKE_FAILED/)
+  await t.rejects(connect('127.0.0.1', secure.port, { connectTimeoutMs: 5000 }), /PROTOCOL_VIOLATION/, 'a plaintext client is refused too')
+  secure.child.kill('SIGTERM')
+  await once(secure.child, 'exit')
+
+  const plain = await startServerProcess(['--host', '127.0.0.1', '--port', '0', '--insecure'])
+  t.equal(plain.publicKey, undefined)
+  const client = await connect('127.0.0.1', plain.port)
+  const one = messages(client, 1)
+  client.send(0, text('plain'))
+  t.equal(str((await one)[0].data), 'plain')
+  await client.close()
+  plain.child.kill('SIGTERM')
+  await once(plain.child, 'exit')
 })
