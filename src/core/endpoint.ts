@@ -40,6 +40,7 @@ export interface EndpointStats {
   droppedSessionLimit: number
   versionNegotiationsSent: number
   addressChanges: number
+  pathChallenges: number
 }
 
 /** Event from one of the endpoint's sessions. */
@@ -53,6 +54,8 @@ class Entry<A> implements TimerItem {
   deadlineMs = Infinity
   /** Queued for pollTransmit. */
   dirty = false
+  /** A new address the peer seems to use, being validated. */
+  candidate: A | undefined = undefined
   constructor(
     readonly session: Session,
     public address: A,
@@ -98,6 +101,7 @@ export class Endpoint<A> {
     droppedSessionLimit: 0,
     versionNegotiationsSent: 0,
     addressChanges: 0,
+    pathChallenges: 0,
   }
   private readonly opts: EndpointOptions
   private readonly byCid = new Map<number, Entry<A>>()
@@ -152,12 +156,15 @@ export class Endpoint<A> {
       entry.session.handleDatagram(nowMs, datagram)
       const moved = entry.session.stats.packetsReceived > before && entry.session.lastPacketWasNewest
       if (moved && entry.address !== from && !sameAddress(entry.address, from)) {
-        // The newest authenticated packet came from a new address: the peer moved (NAT
-        // rebinding, new network). Older packets (reordered or replayed) never move it.
-        const old = entry.address
-        entry.address = from
-        this.stats.addressChanges++
-        this.pushEvent({ session: entry.session, address: from, event: { type: 'address_changed', from: old } })
+        // The newest authenticated packet came from a new address: the peer may have moved
+        // (NAT rebinding, new network). Older packets (reordered or replayed) never count.
+        // We keep sending to the old address until the new one answers a PATH_CHALLENGE,
+        // so a forged source address cannot redirect the session's traffic.
+        if (entry.candidate === undefined || !sameAddress(entry.candidate, from)) {
+          entry.candidate = from
+          entry.session.startPathValidation()
+          this.stats.pathChallenges++
+        }
       }
       this.touch(entry)
       return
@@ -188,7 +195,8 @@ export class Endpoint<A> {
       const bytes = entry.session.isClosed ? undefined : entry.session.pollTransmit(nowMs)
       if (bytes !== undefined) {
         this.stats.datagramsSent++
-        return { bytes, to: entry.address }
+        const probe = entry.session.lastPacketWasPathProbe && entry.candidate !== undefined
+        return { bytes, to: probe ? entry.candidate! : entry.address }
       }
       entry.dirty = false
       this.dirtyHead++
@@ -329,6 +337,15 @@ export class Endpoint<A> {
     for (;;) {
       const event = entry.session.pollEvent()
       if (event === undefined) return
+      if (event.type === 'path_validated') {
+        if (entry.candidate === undefined) continue
+        const old = entry.address
+        entry.address = entry.candidate
+        entry.candidate = undefined
+        this.stats.addressChanges++
+        this.pushEvent({ session: entry.session, address: entry.address, event: { type: 'address_changed', from: old } })
+        continue
+      }
       this.pushEvent({ session: entry.session, address: entry.address, event })
     }
   }

@@ -78,3 +78,49 @@ t.test('anti-amplification: an unvalidated client address never gets more bytes 
     t.ok(server.stats.packetsSent >= 2, 'it did retransmit within the budget')
   }
 })
+
+t.test('migration: a NAT rebinding is followed after path validation; a spoofed source is not', async (t) => {
+  const link = { delay: { baseMs: 10 } }
+  const pair = new SimPair({ seed: 9, up: link, down: link, secure: { serverKeyPair } })
+  t.ok(pair.connect())
+  const captured: Uint8Array[] = []
+  const pollClient = pair.client.pollTransmit.bind(pair.client)
+  pair.client.pollTransmit = (now: number) => {
+    const out = pollClient(now)
+    if (out !== undefined) captured.push(out.bytes.slice())
+    return out
+  }
+  pair.clientSend(0, enc('before'))
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 500, predicate: () => pair.atClient.length === 0 && pair.atServer.length === 1 })
+
+  // An on-path attacker takes the client's newest packet off the wire and delivers it
+  // with its own source address: the server must not redirect the session to it.
+  pair.net.setLink('mallory', 'server', link)
+  pair.net.setLink('server', 'mallory', link)
+  pair.net.setLink('client', 'server', { blocked: true })
+  pair.clientSend(0, enc('intercepted'))
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 1 })
+  const newest = captured[captured.length - 1]
+  pair.net.inject('mallory', 'server', newest.slice())
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 50 })
+  t.equal(pair.server.stats.pathChallenges, 1, 'the spoofed address is challenged')
+  pair.net.setLink('client', 'server', link)
+  pair.serverSend(0, enc('to the real client'))
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 1000, predicate: () => pair.atClient.length === 1 })
+  t.equal(pair.atClient.length, 1, 'the real client still gets its data')
+  t.equal(pair.server.stats.addressChanges, 0, 'the server never switched to the spoofed address')
+
+  // A real NAT rebinding: the client's packets now come from a new address.
+  pair.net.rebind('client', 'client2')
+  pair.net.setLink('client2', 'server', link)
+  pair.net.setLink('server', 'client2', link)
+  pair.clientSession.send(pair.net.nowMs, 0, enc('after rebinding'))
+  pair.client.wake(pair.clientSession)
+  pair.net.nodeWake('client2')
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 5000, predicate: () => pair.atServer.length === 3 && pair.server.stats.addressChanges === 1 })
+  pair.serverSend(0, enc('to the new address'))
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 5000, predicate: () => pair.atClient.length === 2 })
+  t.equal(pair.server.stats.addressChanges, 1, 'switched once the new address answered the challenge')
+  t.ok(pair.server.stats.pathChallenges >= 2, 'both candidates were challenged')
+  t.equal(pair.atClient.length, 2, 'data reaches the client at its new address')
+})

@@ -9,7 +9,7 @@ import { Endpoint, type EndpointStats } from '../../src/core/endpoint.js'
 import { DecodeError } from '../../src/core/errors.js'
 import { type PacketProtection, checksumProtection, nullProtection } from '../../src/core/protection.js'
 import { SeededRng } from '../../src/core/rng.js'
-import type { SessionStats } from '../../src/core/session/events.js'
+import { type SessionStats, newSessionStats } from '../../src/core/session/events.js'
 import type { Session } from '../../src/core/session/session.js'
 import { decodePacketHeader, isLikelyPigeonPacket, peekDestinationCid } from '../../src/core/wire/packet-header.js'
 import { type Mutation, Mutator, hexOf, resealChecksums } from './mutator.js'
@@ -32,7 +32,8 @@ export type GapClass = 'version-negotiation-suppressed' | 'authenticated-packet-
 
 export interface Reproducer {
   index: number
-  kind: Mutation | 'real'
+  /** Mutation, 'real' (a live client's datagram) or the driver's label. */
+  kind: Mutation | 'real' | 'udp'
   from: string
   hex: string
   note?: string
@@ -86,33 +87,24 @@ const cidKey = (cid: Uint8Array): number => {
   return hi * 2097152 + lo
 }
 
-/** Endpoint counters of which exactly one moves for a datagram the endpoint settles itself. */
-export const ENDPOINT_OUTCOMES = [
-  'droppedNotPigeon',
-  'droppedUnknownSession',
-  'droppedMalformed',
-  'droppedTooSmallInitial',
-  'droppedUnauthenticatedInitial',
-  'droppedSessionLimit',
-  'versionNegotiationsSent',
-  'sessionsAccepted',
-] as const
+/**
+ * Endpoint counters of which exactly one moves for a datagram the endpoint settles itself:
+ * every `dropped*` counter plus these replies/outcomes (whichever the endpoint has).
+ */
+const ENDPOINT_REPLY_OUTCOMES = ['versionNegotiationsSent', 'sessionsAccepted', 'retriesSent', 'statelessResetsSent']
+/** Per packet of a datagram routed to a session, one of: packetsReceived or a `dropped*` counter. */
+export const SESSION_OUTCOMES: string[] = Object.keys(newSessionStats()).filter((k) => k === 'packetsReceived' || k.startsWith('dropped'))
 
-/** Session counters of which one moves per packet of a datagram routed to a session. */
-export const SESSION_OUTCOMES = ['packetsReceived', 'droppedDuplicate', 'droppedUndecryptable', 'droppedMalformed', 'droppedUnknownConnection', 'droppedAfterClose'] as const
+/** The endpoint's outcome counter names, from its stats object (new drop reasons included automatically). */
+export const endpointOutcomeNames = (stats: object): string[] =>
+  Object.keys(stats).filter((k) => k.startsWith('dropped') || ENDPOINT_REPLY_OUTCOMES.includes(k))
 
-const endpointOutcomes = (s: EndpointStats): number =>
-  s.droppedNotPigeon +
-  s.droppedUnknownSession +
-  s.droppedMalformed +
-  s.droppedTooSmallInitial +
-  s.droppedUnauthenticatedInitial +
-  s.droppedSessionLimit +
-  s.versionNegotiationsSent +
-  s.sessionsAccepted
-
-const sessionOutcomes = (s: SessionStats): number =>
-  s.packetsReceived + s.droppedDuplicate + s.droppedUndecryptable + s.droppedMalformed + s.droppedUnknownConnection + s.droppedAfterClose
+const sum = (stats: object, names: readonly string[]): number => {
+  const s = stats as Record<string, number>
+  let n = 0
+  for (let i = 0; i < names.length; i++) n += s[names[i]]
+  return n
+}
 
 const protectionOf = (name: ProtectionName): PacketProtection => (name === 'checksum' ? checksumProtection : nullProtection)
 
@@ -189,8 +181,11 @@ export class AccountingChecker {
   private readonly byKey = new Map<number, Session>()
   private readonly known = new WeakSet<Session>()
   private acceptedSeen = 0
+  private readonly endpointNames: string[]
 
-  constructor(private readonly endpoint: { readonly stats: EndpointStats; sessions(): Iterable<Session> }) {}
+  constructor(private readonly endpoint: { readonly stats: EndpointStats; sessions(): Iterable<Session> }) {
+    this.endpointNames = endpointOutcomeNames(endpoint.stats)
+  }
 
   noteAccepted(session: Session): void {
     if (this.known.has(session)) return
@@ -217,15 +212,15 @@ export class AccountingChecker {
       const dcid = peekDestinationCid(bytes)
       if (dcid !== undefined) target = this.byKey.get(cidKey(dcid))
     }
-    const eBefore = endpointOutcomes(stats)
-    const sBefore = target === undefined ? 0 : sessionOutcomes(target.stats)
+    const eBefore = sum(stats, this.endpointNames)
+    const sBefore = target === undefined ? 0 : sum(target.stats, SESSION_OUTCOMES)
     const wasActive = target?.isActive() ?? false
     this.checked++
     try {
       handle()
     } finally {
-      const eDelta = endpointOutcomes(stats) - eBefore
-      const sDelta = target === undefined ? 0 : sessionOutcomes(target.stats) - sBefore
+      const eDelta = sum(stats, this.endpointNames) - eBefore
+      const sDelta = target === undefined ? 0 : sum(target.stats, SESSION_OUTCOMES) - sBefore
       if (eDelta > 1) this.overCounted++
       if (eDelta + sDelta === 0) {
         const cls = classifyGap(bytes, target, wasActive)
@@ -240,7 +235,7 @@ export class AccountingChecker {
   sessionTotals(): Record<string, number> {
     const totals: Record<string, number> = {}
     for (const name of SESSION_OUTCOMES) totals[name] = 0
-    for (const st of this.allSessionStats) for (const name of SESSION_OUTCOMES) totals[name] += st[name]
+    for (const st of this.allSessionStats) for (const name of SESSION_OUTCOMES) totals[name] += (st as unknown as Record<string, number>)[name]
     return totals
   }
 }

@@ -14,6 +14,7 @@ import { encodeHello, helloLength } from '../wire/frames/hello.js'
 import { encodeMaxData, maxDataLength } from '../wire/frames/max-data.js'
 import { encodeMaxStreamData, maxStreamDataLength } from '../wire/frames/max-stream-data.js'
 import { encodeMessage, messageOverhead, type MessageFrame } from '../wire/frames/message.js'
+import { encodePathChallenge } from '../wire/frames/path-challenge.js'
 import { encodePathResponse } from '../wire/frames/path-response.js'
 import { encodeLongHeader, encodeShortHeader, longHeaderLength, shortHeaderLength } from '../wire/packet-header.js'
 import { encodeTruncated, packetNumberLength } from '../wire/pn-encoding.js'
@@ -149,6 +150,14 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
       addRecord(new SentRecord(RecordKind.hello))
     }
   }
+  s.lastPacketWasPathProbe = false
+  if (s.pathChallengePending && s.pathChallenge !== null && end - w.offset >= 9) {
+    encodePathChallenge(w, { type: FrameType.PATH_CHALLENGE, data: s.pathChallenge })
+    s.pathChallengePending = false
+    s.lastPacketWasPathProbe = true
+    ackEliciting = true
+    addRecord(new SentRecord(RecordKind.pathChallenge, null, null, s.pathChallengeId))
+  }
   if (s.pathResponses !== null) {
     while (s.pathResponses.length > 0 && end - w.offset >= 9) {
       encodePathResponse(w, { type: FrameType.PATH_RESPONSE, data: s.pathResponses.shift()! })
@@ -238,6 +247,7 @@ const hasControlWork = (s: Session): boolean =>
   s.pingPending ||
   s.probesPending > 0 ||
   (s.pathResponses !== null && s.pathResponses.length > 0) ||
+  s.pathChallengePending ||
   (s.state === 'established' &&
     (s.maxDataPending || s.dataBlockedPending || s.maxStreamDataPending !== null || (s.creditCheckDue && creditDue(s))))
 

@@ -12,6 +12,8 @@ export type SessionEvent =
   /** Nothing was heard from the peer for deadLinkTimeoutMs while data was outstanding. */
   | { type: 'dead_link'; silentMs: number }
   | { type: 'closed'; code: number; reason: string; byPeer: boolean }
+  /** The peer answered our PATH_CHALLENGE from its new address (drivers switch to it). */
+  | { type: 'path_validated' }
 
 export type SessionState = 'connecting' | 'established' | 'closing' | 'draining' | 'closed'
 

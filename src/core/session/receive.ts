@@ -78,6 +78,9 @@ export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
         if (s.pathResponses.length < 4) s.pathResponses.push(f.data.slice())
         break
       case FrameType.PATH_RESPONSE:
+        ackEliciting = true
+        s.onPathResponse(f.data)
+        break
       case FrameType.NEW_TOKEN:
         ackEliciting = true
         break

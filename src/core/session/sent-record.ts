@@ -9,6 +9,7 @@ export const RecordKind = {
   abandon: 3,
   hello: 4,
   pathResponse: 5,
+  pathChallenge: 6,
 } as const
 
 /** One monomorphic shape for every record kind (fields unused by a kind stay at their defaults). */

@@ -131,6 +131,13 @@ export class Session {
   maxStreamDataPending: Set<number> | null = null
   dataBlockedPending = false
   pathResponses: Uint8Array[] | null = null
+  /** Path validation in progress: the challenge we sent (or must send) to a new address. */
+  pathChallenge: Uint8Array | null = null
+  pathChallengePending = false
+  /** Which challenge a sent record refers to (a newer one supersedes it). */
+  pathChallengeId = 0
+  /** The last datagram built carries our PATH_CHALLENGE: the driver sends it to the candidate address. */
+  lastPacketWasPathProbe = false
   closeFrame: { errorCode: number; reason: string } | null = null
   closeSendPending = false
   closeDeadlineMs = Infinity
@@ -536,6 +543,26 @@ export class Session {
     }
   }
 
+  /**
+   * The peer seems to have moved: challenge the new address before sending there
+   * (RFC 9000 §8.2), so a spoofed source address cannot redirect our traffic.
+   */
+  startPathValidation(): void {
+    const data = new Uint8Array(8)
+    this.rng.fillBytes(data)
+    this.pathChallenge = data
+    this.pathChallengePending = true
+    this.pathChallengeId++
+  }
+
+  /** PATH_RESPONSE: the new address answered our challenge. */
+  onPathResponse(data: Uint8Array): void {
+    if (this.pathChallenge === null || !sameBytes(data, this.pathChallenge)) return
+    this.pathChallenge = null
+    this.pathChallengePending = false
+    this.pushEvent({ type: 'path_validated' })
+  }
+
   /** A CRYPTO_HANDSHAKE message (Noise NK). Throws HandshakeError on anything forged. */
   onCryptoHandshake(nowMs: number, message: Uint8Array): void {
     const hs = this.handshake
@@ -678,6 +705,12 @@ export class Session {
         case RecordKind.abandon:
           r.stream!.abandons.push({ seq: r.seq, flowCost: r.cost })
           n++
+          break
+        case RecordKind.pathChallenge:
+          if (this.pathChallenge !== null && r.msg === null && r.index === this.pathChallengeId) {
+            this.pathChallengePending = true
+            n++
+          }
           break
         case RecordKind.hello:
           if (!this.helloAcked) {
