@@ -6,14 +6,16 @@ import type { ClientSecurity, ServerSecurity } from './session/secure-handshake.
 import { Session } from './session/session.js'
 import { TimerHeap, type TimerItem } from './timer-heap.js'
 import type { TraceSink } from './trace.js'
-import { CID_LENGTH, VERSION_V1, decodePacketHeader, encodeVersionNegotiation, isLikelyPigeonPacket, peekDestinationCid, versionNegotiationLength } from './wire/packet-header.js'
+import type { AddressLimiter } from './address-limiter.js'
+import { mintRetryToken, validateRetryToken } from './crypto/retry-token.js'
+import { CID_LENGTH, VERSION_V1, decodePacketHeader, encodeRetry, encodeVersionNegotiation, isLikelyPigeonPacket, peekDestinationCid, retryLength, versionNegotiationLength } from './wire/packet-header.js'
 import { Writer } from './wire/writer.js'
 import { DecodeError } from './errors.js'
 
 /** Smallest datagram that may open a session (client Initials are padded to it). */
 export const MIN_INITIAL_DATAGRAM_BYTES = 1200
 
-export interface EndpointOptions {
+export interface EndpointOptions<A = unknown> {
   rng: Rng
   /** Accept sessions from clients (server role). */
   server: boolean
@@ -25,6 +27,17 @@ export interface EndpointOptions {
   maxSessions?: number
   /** Server: encrypt every session with this static key pair (Noise NK + ChaCha20-Poly1305). */
   security?: ServerSecurity
+  /**
+   * Server: stateless address validation. Every new client first gets a RETRY carrying a
+   * token bound to its address; only an Initial that returns a valid token creates state.
+   */
+  retry?: { key: Uint8Array; lifetimeMs?: number }
+  /** How an address is named inside retry tokens (default: `${address}:${port}` or String(a)). */
+  addressKey?: (address: A) => string
+  /** Server: rate limit on new handshakes per address (checked before any state is kept). */
+  handshakeLimiter?: AddressLimiter
+  /** The key the handshake limiter buckets by (default: the IP without the port). */
+  limiterKey?: (address: A) => string
 }
 
 export interface EndpointStats {
@@ -39,6 +52,11 @@ export interface EndpointStats {
   droppedUnauthenticatedInitial: number
   droppedSessionLimit: number
   versionNegotiationsSent: number
+  retriesSent: number
+  droppedBadToken: number
+  droppedRateLimited: number
+  /** Unsupported version whose negotiation reply we suppressed (would amplify, or queue full). */
+  droppedUnsupportedVersion: number
   addressChanges: number
   pathChallenges: number
 }
@@ -70,7 +88,7 @@ class Entry<A> implements TimerItem {
  * string). Keys of our own CIDs are unique by construction (see register); a client's
  * chosen Initial DCID that collides is refused, and sessions compare full CIDs anyway.
  */
-const cidKey = (cid: Uint8Array): number => {
+export const cidKey = (cid: Uint8Array): number => {
   if (cid.length < 7) {
     let k = cid.length
     for (let i = 0; i < cid.length; i++) k = k * 256 + cid[i]
@@ -100,10 +118,14 @@ export class Endpoint<A> {
     droppedUnauthenticatedInitial: 0,
     droppedSessionLimit: 0,
     versionNegotiationsSent: 0,
+    retriesSent: 0,
+    droppedBadToken: 0,
+    droppedRateLimited: 0,
+    droppedUnsupportedVersion: 0,
     addressChanges: 0,
     pathChallenges: 0,
   }
-  private readonly opts: EndpointOptions
+  private readonly opts: EndpointOptions<A>
   private readonly byCid = new Map<number, Entry<A>>()
   private readonly timers = new TimerHeap<Entry<A>>()
   private dirtyQueue: Array<Entry<A>> = []
@@ -114,7 +136,7 @@ export class Endpoint<A> {
   private statelessReplies: Array<{ bytes: Uint8Array; to: A }> = []
   private liveSessions = 0
 
-  constructor(opts: EndpointOptions) {
+  constructor(opts: EndpointOptions<A>) {
     this.opts = opts
   }
 
@@ -260,6 +282,11 @@ export class Endpoint<A> {
       this.stats.droppedTooSmallInitial++
       return
     }
+    const limiter = this.opts.handshakeLimiter
+    if (limiter !== undefined && !limiter.allow(this.limiterKeyOf(from), nowMs)) {
+      this.stats.droppedRateLimited++
+      return
+    }
     if (header.scid.length !== CID_LENGTH || header.dcid.length < CID_LENGTH) {
       this.stats.droppedMalformed++
       return
@@ -267,6 +294,28 @@ export class Endpoint<A> {
     if (this.liveSessions >= (this.opts.maxSessions ?? Infinity)) {
       this.stats.droppedSessionLimit++
       return
+    }
+    let originalDcid = header.dcid
+    let localCid: Uint8Array | undefined
+    const retry = this.opts.retry
+    if (retry !== undefined) {
+      const address = this.addressKeyOf(from)
+      if (header.token.length === 0) {
+        this.sendRetry(nowMs, { to: from, address, clientScid: header.scid, originalDcid: header.dcid, receivedBytes: datagram.length })
+        return
+      }
+      const verdict = validateRetryToken({ key: retry.key, nowMs, address, token: header.token })
+      if (!verdict.ok) {
+        this.stats.droppedBadToken++
+        return
+      }
+      // The client now addresses the CID we chose in the RETRY: it becomes ours.
+      originalDcid = verdict.originalDcid
+      localCid = header.dcid.slice()
+      if (localCid.length !== CID_LENGTH) {
+        this.stats.droppedMalformed++
+        return
+      }
     }
     const session = new Session({
       role: 'server',
@@ -276,10 +325,13 @@ export class Endpoint<A> {
       trace: this.opts.trace,
       protection: (this.opts.protection ?? (() => nullProtection))(),
       remoteCid: header.scid.slice(),
+      localCid,
       security: this.opts.security,
     })
-    session.originalDcid = header.dcid.slice()
-    if (this.byCid.has(cidKey(session.originalDcid)) || this.byCid.has(cidKey(session.localCid))) {
+    session.originalDcid = originalDcid.slice()
+    // A valid retry token proves the client receives at this address.
+    if (localCid !== undefined) session.addressValidated = true
+    if ((localCid === undefined && this.byCid.has(cidKey(session.originalDcid))) || this.byCid.has(cidKey(session.localCid))) {
       this.stats.droppedMalformed++
       return
     }
@@ -289,18 +341,60 @@ export class Endpoint<A> {
       this.stats.droppedUnauthenticatedInitial++
       return
     }
-    const entry = new Entry<A>(session, from, cidKey(session.localCid), cidKey(session.originalDcid))
+    const entry = new Entry<A>(session, from, cidKey(session.localCid), localCid === undefined ? cidKey(session.originalDcid) : NaN)
     this.register(entry)
     this.stats.sessionsAccepted++
     this.pushEvent({ session, address: from, event: { type: 'accepted' } })
     this.touch(entry)
   }
 
+  /** Answer an Initial without a token with a RETRY (stateless; never larger than the Initial). */
+  private sendRetry(
+    nowMs: number,
+    o: { to: A; address: string; clientScid: Uint8Array; originalDcid: Uint8Array; receivedBytes: number },
+  ): void {
+    if (this.statelessReplies.length >= 64) {
+      this.stats.droppedRateLimited++
+      return
+    }
+    const retryCid = new Uint8Array(CID_LENGTH)
+    this.opts.rng.fillBytes(retryCid)
+    const token = mintRetryToken({ key: this.opts.retry!.key, nowMs, address: o.address, originalDcid: o.originalDcid, lifetimeMs: this.opts.retry!.lifetimeMs })
+    const fields = { dcid: o.clientScid, scid: retryCid, token }
+    const length = retryLength(fields)
+    if (length > o.receivedBytes) {
+      this.stats.droppedMalformed++
+      return
+    }
+    const w = new Writer(length)
+    encodeRetry(w, fields)
+    this.statelessReplies.push({ bytes: w.finish(), to: o.to })
+    this.stats.retriesSent++
+  }
+
+  private limiterKeyOf(address: A): string {
+    if (this.opts.limiterKey !== undefined) return this.opts.limiterKey(address)
+    if (typeof address === 'object' && address !== null) return String((address as { address?: unknown }).address)
+    return String(address)
+  }
+
+  private addressKeyOf(address: A): string {
+    if (this.opts.addressKey !== undefined) return this.opts.addressKey(address)
+    if (typeof address === 'object' && address !== null) {
+      const a = address as { address?: unknown; port?: unknown }
+      return `${String(a.address)}:${String(a.port)}`
+    }
+    return String(address)
+  }
+
   private sendVersionNegotiation(dcid: Uint8Array, scid: Uint8Array, to: A, receivedBytes: number): void {
     const fields = { dcid, scid, versions: [VERSION_V1] }
     const length = versionNegotiationLength(fields)
     // Never send more than we received (anti-amplification), and bound the queue.
-    if (length > receivedBytes || this.statelessReplies.length >= 64) return
+    if (length > receivedBytes || this.statelessReplies.length >= 64) {
+      this.stats.droppedUnsupportedVersion++
+      return
+    }
     const w = new Writer(length)
     encodeVersionNegotiation(w, fields)
     this.statelessReplies.push({ bytes: w.finish(), to })

@@ -124,3 +124,34 @@ t.test('migration: a NAT rebinding is followed after path validation; a spoofed 
   t.ok(pair.server.stats.pathChallenges >= 2, 'both candidates were challenged')
   t.equal(pair.atClient.length, 2, 'data reaches the client at its new address')
 })
+
+t.test('retry: stateless address validation before any session state', async (t) => {
+  const key = new Uint8Array(32).fill(7)
+  for (const secure of [false, true]) {
+    const pair = new SimPair({ seed: 10, up: { delay: { baseMs: 10 } }, down: { delay: { baseMs: 10 } }, secure: secure ? { serverKeyPair } : undefined, retry: { key } })
+    t.ok(pair.connect(), `${secure ? 'encrypted' : 'plain'}: connected through a RETRY`)
+    t.equal(pair.server.stats.retriesSent, 1, 'one RETRY')
+    t.equal(pair.serverSession!.addressValidated, true, 'the token validated the address')
+    pair.clientSend(0, enc('after retry'))
+    pair.net.runUntil({ untilMs: pair.net.nowMs + 1000, predicate: () => pair.atServer.length === 1 })
+    t.equal(pair.atServer.length, 1)
+  }
+  // A token minted for one address is useless from another, and forged tokens are refused.
+  const pair = new SimPair({ seed: 11, up: { delay: { baseMs: 10 } }, down: { delay: { baseMs: 10 } }, retry: { key } })
+  const captured: Uint8Array[] = []
+  const poll = pair.client.pollTransmit.bind(pair.client)
+  pair.client.pollTransmit = (now: number) => {
+    const out = poll(now)
+    if (out !== undefined) captured.push(out.bytes.slice())
+    return out
+  }
+  t.ok(pair.connect())
+  const withToken = captured.filter((b) => (b[0] & 0xf0) === 0xc0)[1]
+  const accepted = pair.server.stats.sessionsAccepted
+  pair.net.inject('mallory', 'server', withToken.slice())
+  const forged = withToken.slice()
+  forged[30] ^= 0xff
+  pair.net.inject('client', 'server', forged)
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 100 })
+  t.equal(pair.server.stats.sessionsAccepted, accepted, 'no new session from a replayed or forged token')
+})

@@ -5,7 +5,7 @@
  * and real) is checked to be counted by exactly one endpoint counter or by at least one
  * packet-level counter of the session it was routed to.
  */
-import { Endpoint, type EndpointStats } from '../../src/core/endpoint.js'
+import { cidKey, Endpoint, type EndpointStats } from '../../src/core/endpoint.js'
 import { DecodeError } from '../../src/core/errors.js'
 import { type PacketProtection, checksumProtection, nullProtection } from '../../src/core/protection.js'
 import { SeededRng } from '../../src/core/rng.js'
@@ -75,17 +75,6 @@ export interface FuzzReport {
   elapsedMs: number
 }
 
-/** Same key as Endpoint's private cidKey: the harness must route datagrams as it does. */
-const cidKey = (cid: Uint8Array): number => {
-  if (cid.length < 7) {
-    let k = cid.length
-    for (let i = 0; i < cid.length; i++) k = k * 256 + cid[i]
-    return -k - 1
-  }
-  const hi = ((cid[0] << 24) | (cid[1] << 16) | (cid[2] << 8) | cid[3]) >>> 0
-  const lo = ((cid[4] << 13) | (cid[5] << 5) | (cid[6] >>> 3)) >>> 0
-  return hi * 2097152 + lo
-}
 
 /**
  * Endpoint counters of which exactly one moves for a datagram the endpoint settles itself:

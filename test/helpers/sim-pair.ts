@@ -27,6 +27,8 @@ export interface PairOptions {
   trace?: TraceSink
   /** Encrypt: the server's key pair, and the key the client pins (default: the right one). */
   secure?: { serverKeyPair: KeyPair; pinnedServerKey?: Uint8Array }
+  /** Server answers new clients with a RETRY first (stateless address validation). */
+  retry?: { key: Uint8Array }
 }
 
 /** A client and a server endpoint on the simulated network, with their events recorded. */
@@ -46,7 +48,7 @@ export class SimPair {
     this.net = new SimNetwork({ seed: opts.seed })
     const protection = (): PacketProtection => opts.protection ?? checksumProtection
     const security = opts.secure === undefined ? undefined : { staticKeyPair: opts.secure.serverKeyPair }
-    this.server = new Endpoint<string>({ rng: this.net.rngFor('server'), server: true, sessionConfig: opts.sessionConfig, protection, trace: opts.trace, security })
+    this.server = new Endpoint<string>({ rng: this.net.rngFor('server'), server: true, sessionConfig: opts.sessionConfig, protection, trace: opts.trace, security, retry: opts.retry })
     this.client = new Endpoint<string>({ rng: this.net.rngFor('client'), server: false, sessionConfig: opts.sessionConfig, protection, trace: opts.trace })
     this.net.addNode('server', new EndpointNode(this.server, (t, e) => this.onServerEvent(t, e)))
     this.net.addNode('client', new EndpointNode(this.client, (t, e) => this.onClientEvent(t, e)))

@@ -61,7 +61,16 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   const pnLength = packetNumberLength(packetNumber, s.tracker.largestAcked >= 0 ? s.tracker.largestAcked : undefined)
   const truncatedPn = encodeTruncated(packetNumber, pnLength)
   const longFields = isLong
-    ? { type: 'initial' as const, dcid: s.remoteCid, scid: s.localCid, truncatedPn, pnLength, payloadLength: 0, lengthFieldBytes: 2 as const }
+    ? {
+        type: 'initial' as const,
+        dcid: s.remoteCid,
+        scid: s.localCid,
+        token: s.retryToken ?? undefined,
+        truncatedPn,
+        pnLength,
+        payloadLength: 0,
+        lengthFieldBytes: 2 as const,
+      }
     : undefined
   const headerBytes = longFields !== undefined ? longHeaderLength(longFields) : shortHeaderLength(pnLength)
   const protection = isLong ? s.initialProtection : s.protection

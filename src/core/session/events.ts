@@ -35,6 +35,8 @@ export interface SessionStats {
   droppedMalformed: number
   droppedUnknownConnection: number
   droppedAfterClose: number
+  /** Authenticated packets whose frames broke the protocol (the session closed). */
+  droppedProtocolViolation: number
 }
 
 export const newSessionStats = (): SessionStats => ({
@@ -54,4 +56,5 @@ export const newSessionStats = (): SessionStats => ({
   droppedMalformed: 0,
   droppedUnknownConnection: 0,
   droppedAfterClose: 0,
+  droppedProtocolViolation: 0,
 })

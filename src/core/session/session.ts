@@ -50,6 +50,9 @@ export interface SendOptions {
   expiresAtMs?: number
 }
 
+/** A closing session repeats its CLOSE at most this often. */
+const CLOSE_RESEND_INTERVAL_MS = 100
+
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
 
 /**
@@ -100,6 +103,8 @@ export class Session {
   lastReceivedMs: number
   lastSentAckElicitingMs: number
   lastSentMs: number
+  /** Client: the token from the server's RETRY, carried in every later Initial. */
+  retryToken: Uint8Array | null = null
   /** The last authenticated packet had the highest packet number so far (migration rule). */
   lastPacketWasNewest = false
   /**
@@ -141,6 +146,7 @@ export class Session {
   closeFrame: { errorCode: number; reason: string } | null = null
   closeSendPending = false
   closeDeadlineMs = Infinity
+  lastCloseResendMs = -Infinity
 
   /**
    * Congestion controller, delivery-rate estimator and pacer are created on first use
@@ -329,9 +335,14 @@ export class Session {
       return
     }
     if (this.state === 'closing') {
-      // Answer with CLOSE again (the first one may have been lost), process nothing.
+      // Answer with CLOSE again (the first one may have been lost) — but only to a packet
+      // that authenticates, and at most once per CLOSE_RESEND_INTERVAL_MS, so garbage
+      // cannot make us reflect CLOSE packets at our peer (RFC 9000 §10.2.1).
       this.stats.droppedAfterClose++
-      this.closeSendPending = true
+      if (nowMs >= this.lastCloseResendMs + CLOSE_RESEND_INTERVAL_MS && this.authenticates(datagram)) {
+        this.lastCloseResendMs = nowMs
+        this.closeSendPending = true
+      }
       return
     }
     this.stats.bytesReceived += datagram.length
@@ -362,6 +373,18 @@ export class Session {
           this.drop(nowMs, 'unknown_connection_id')
           continue
         }
+      } else if (header.type === 'retry') {
+        // Stateless address validation: resend our Initial with the token, to the CID the
+        // server picked. Only one RETRY is accepted, and only one naming our CID.
+        if (this.role !== 'client' || this.state !== 'connecting' || this.retryToken !== null || !sameBytes(header.dcid, this.localCid) || header.scid.length !== CID_LENGTH) {
+          this.drop(nowMs, 'unexpected_retry')
+          continue
+        }
+        this.retryToken = header.token.slice()
+        this.remoteCid.set(header.scid)
+        this.helloPending = true
+        this.emitTrace(nowMs, 'transport:packet_received', { header: 'retry', token_length: header.token.length })
+        continue
       } else if (header.type === 'version-negotiation' && this.role === 'client' && this.state === 'connecting') {
         // Unauthenticated: one that lists our own version was triggered by a corrupted or
         // forged packet and is ignored (RFC 9000 §6.2).
@@ -407,6 +430,24 @@ export class Session {
         this.remoteCid.set(header.scid)
       }
       this.onPacket(nowMs, packetNumber, payload, header.type === 'short', datagram.length)
+    }
+  }
+
+  /** Whether the first packet of `datagram` passes this session's packet protection. */
+  private authenticates(datagram: Uint8Array): boolean {
+    try {
+      const header = decodePacketHeader(datagram, 0)
+      if (header.type !== 'short' && header.type !== 'initial' && header.type !== 'handshake') return false
+      const packetNumber = decodePacketNumber({
+        truncated: header.truncatedPn,
+        lengthBytes: header.pnLength,
+        largestReceived: this.ackTracker.largestReceived < 0 ? undefined : this.ackTracker.largestReceived,
+      })
+      const protection = header.type === 'short' ? this.protection : this.initialProtection
+      return protection.open(datagram.slice(header.packetStart, header.packetEnd), { headerLength: header.headerLength, packetNumber }) !== null
+    } catch (err) {
+      if (err instanceof DecodeError) return false
+      throw err
     }
   }
 
@@ -500,6 +541,7 @@ export class Session {
       ackEliciting = handleFrames(this, nowMs, new Reader(payload))
     } catch (err) {
       if (err instanceof PigeonError) {
+        this.stats.droppedProtocolViolation++
         this.closeWithError(nowMs, err.code, err.message)
         return
       }
