@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises'
+import { type LoginMessage, decodeLoginMessage, encodeLoginMessage, isLoginMessage } from '../server/accounts/login-messages.js'
 import { EventEmitter } from 'node:events'
 import type { EndpointEvent, EndpointStats } from '../core/endpoint.js'
 import { ErrorCode, errorCodeName } from '../core/errors.js'
@@ -112,6 +113,48 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
     return this.udp.send(this.session, streamId, data, opts)
   }
 
+  /** Log in with a password; resolves with the session token, rejects with AuthError. */
+  async login(credentials: { username: string; password: string; deviceName: string }): Promise<LoginResult> {
+    const reply = await this.control({ type: 'LOGIN', ...credentials })
+    if (reply.type === 'LOGIN_OK') return { token: reply.token, userId: reply.userId, deviceId: reply.deviceId, expiresAtMs: reply.expiresAtMs }
+    throw authError(reply)
+  }
+
+  /** Open-registration servers only: create the account and log in. */
+  async register(credentials: { username: string; password: string; deviceName: string }): Promise<LoginResult> {
+    const reply = await this.control({ type: 'REGISTER', ...credentials })
+    if (reply.type === 'LOGIN_OK') return { token: reply.token, userId: reply.userId, deviceId: reply.deviceId, expiresAtMs: reply.expiresAtMs }
+    throw authError(reply)
+  }
+
+  /** Resume with a token from an earlier login (no password); rejects with AuthError. */
+  async resume(token: Uint8Array): Promise<{ userId: number; deviceId: number; expiresAtMs: number }> {
+    const reply = await this.control({ type: 'RESUME', token })
+    if (reply.type === 'RESUME_OK') return { userId: reply.userId, deviceId: reply.deviceId, expiresAtMs: reply.expiresAtMs }
+    throw authError(reply)
+  }
+
+  /** Revoke this session's token on the server (the server then closes the session). */
+  async logout(): Promise<void> {
+    const reply = await this.control({ type: 'LOGOUT' })
+    if (reply.type !== 'LOGOUT_OK') throw authError(reply)
+  }
+
+  /** One login-family request on stream 0 and its reply (requests are answered in order). */
+  private control(request: LoginMessage): Promise<LoginMessage> {
+    return new Promise<LoginMessage>((resolve, reject) => {
+      this.pendingControl.push({ resolve, reject })
+      try {
+        this.send(0, encodeLoginMessage(request))
+      } catch (err) {
+        this.pendingControl.pop()
+        reject(err)
+      }
+    })
+  }
+
+  private readonly pendingControl: Array<{ resolve: (m: LoginMessage) => void; reject: (e: Error) => void }> = []
+
   /** Close the session (CLOSE frame to the server) and the socket. */
   async close(code: number = ErrorCode.NO_ERROR, reason = ''): Promise<void> {
     await this.udp.close({ code, reason })
@@ -165,6 +208,15 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
     let deliver: (() => void) | undefined
     switch (ev.type) {
       case 'message':
+        if (ev.streamId === 0 && this.pendingControl.length > 0 && isLoginMessage(ev.data)) {
+          const waiter = this.pendingControl.shift()!
+          try {
+            waiter.resolve(decodeLoginMessage(ev.data))
+          } catch (err) {
+            waiter.reject(err as Error)
+          }
+          return
+        }
         deliver = () => this.emit('message', ev.streamId, ev.seq, ev.data)
         break
       case 'message_acked':
@@ -180,6 +232,7 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
         deliver = () => this.emit('dead_link', ev.silentMs)
         break
       case 'closed':
+        for (const waiter of this.pendingControl.splice(0)) waiter.reject(new Error(`session closed: ${ev.reason || errorCodeName(ev.code)}`))
         deliver = () => this.emit('closed', { code: ev.code, reason: ev.reason, byPeer: ev.byPeer })
         // Nothing more can happen on this socket: release it so the process can exit.
         void this.udp.close()
@@ -197,3 +250,25 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
     for (const deliver of held) deliver()
   }
 }
+
+export interface LoginResult {
+  token: Uint8Array
+  userId: number
+  deviceId: number
+  expiresAtMs: number
+}
+
+/** The server refused a login, registration, resume or logout. */
+export class AuthError extends Error {
+  readonly code: string
+  readonly retryAfterMs: number | undefined
+  constructor(code: string, retryAfterMs?: number) {
+    super(`authentication failed: ${code}${retryAfterMs === undefined ? '' : ` (retry after ${retryAfterMs} ms)`}`)
+    this.name = 'AuthError'
+    this.code = code
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+const authError = (reply: LoginMessage): AuthError =>
+  reply.type === 'LOGIN_FAILED' ? new AuthError(reply.code, reply.retryAfterMs) : new AuthError(`UNEXPECTED_${reply.type}`)

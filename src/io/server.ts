@@ -1,4 +1,7 @@
 import type { EndpointEvent } from '../core/endpoint.js'
+import type { Session } from '../core/session/session.js'
+import type { LoginService } from '../server/accounts/login.js'
+import { SessionAuthenticator } from './session-auth.js'
 import type { ServerSecurity } from '../core/session/secure-handshake.js'
 import { ErrorCode, errorCodeName } from '../core/errors.js'
 import type { SessionConfig } from '../core/session/config.js'
@@ -17,6 +20,11 @@ export interface EchoServerOptions {
   maxSessions?: number
   /** Encrypt every session with this static key pair. */
   security?: ServerSecurity
+  /**
+   * Require login: stream 0 carries LOGIN / RESUME / LOGOUT (protocol-spec/login.md);
+   * nothing else is echoed before a session is authenticated.
+   */
+  accounts?: LoginService
 }
 
 export interface EchoServer {
@@ -24,6 +32,8 @@ export interface EchoServer {
   port: number
   family: 'IPv4' | 'IPv6'
   endpoint: UdpEndpoint
+  /** Close every live session of a user (after LoginService.kick revoked its tokens); returns how many. */
+  kickUser(userId: number): number
   /** Close every session with a CLOSE frame, then the socket. */
   close(): Promise<void>
 }
@@ -45,17 +55,22 @@ export const startEchoServer = async (opts: EchoServerOptions): Promise<EchoServ
     security: opts.security,
   })
   let echoFailures = 0
+  const echo = (session: Session, streamId: number, data: Uint8Array): void => {
+    try {
+      endpoint.send(session, streamId, data)
+    } catch (err) {
+      // Send buffer full or session closing: the echo is lost, the server goes on.
+      echoFailures++
+      log.debug({ err, session: session.traceId, echoFailures }, 'echo not queued')
+    }
+  }
+  const auth = opts.accounts === undefined ? undefined : new SessionAuthenticator({ service: opts.accounts, endpoint, log })
   endpoint.on('event', (e: EndpointEvent<UdpAddress>) => {
     const ev = e.event
     switch (ev.type) {
       case 'message':
-        try {
-          endpoint.send(e.session, ev.streamId, ev.data)
-        } catch (err) {
-          // Send buffer full or session closing: the echo is lost, the server goes on.
-          echoFailures++
-          log.debug({ err, session: e.session.traceId, echoFailures }, 'echo not queued')
-        }
+        if (auth === undefined) echo(e.session, ev.streamId, ev.data)
+        else auth.onMessage(e.session, e.address, ev.streamId, ev.data, echo)
         break
       case 'accepted':
         log.info({ session: e.session.traceId, peer: formatAddress(e.address) }, 'session accepted')
@@ -67,6 +82,7 @@ export const startEchoServer = async (opts: EchoServerOptions): Promise<EchoServ
         log.info({ session: e.session.traceId, silentMs: Math.round(ev.silentMs) }, 'dead link')
         break
       case 'closed':
+        auth?.forget(e.session)
         log.info(
           { session: e.session.traceId, code: errorCodeName(ev.code), reason: ev.reason, byPeer: ev.byPeer, stats: e.session.stats },
           'session closed',
@@ -82,6 +98,7 @@ export const startEchoServer = async (opts: EchoServerOptions): Promise<EchoServ
     port: local.port,
     family: local.family,
     endpoint,
+    kickUser: (userId) => auth?.kick(userId) ?? 0,
     close: () => endpoint.close({ code: ErrorCode.NO_ERROR, reason: 'server shutting down' }),
   }
 }
