@@ -23,6 +23,9 @@ const HELP = `Usage: npm run ping -- [options]
                      read from ./data/server-key.json when it exists, as written by
                      npm start on this machine)
   --insecure         talk to a server started with --insecure (no encryption)
+  --user NAME        log in as NAME first (env PIGEON_USER); the password comes
+                     from env PIGEON_PASSWORD (servers echo only after a login)
+  --device NAME      device name for the login (default ping)
   --help             show this help`
 
 interface Settings {
@@ -34,6 +37,8 @@ interface Settings {
   intervalMs: number
   timeoutMs: number
   serverPublicKey: Uint8Array | undefined
+  user: string | undefined
+  deviceName: string
 }
 
 const parseSettings = (argv: string[]): Settings | 'help' => {
@@ -49,6 +54,8 @@ const parseSettings = (argv: string[]): Settings | 'help' => {
       'timeout-ms': { type: 'string' },
       'server-key': { type: 'string' },
       insecure: { type: 'boolean' },
+      user: { type: 'string' },
+      device: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -67,6 +74,8 @@ const parseSettings = (argv: string[]): Settings | 'help' => {
     intervalMs: int('interval-ms', v['interval-ms'], 200, 0, 3_600_000),
     timeoutMs: int('timeout-ms', v['timeout-ms'], 5000, 1, 3_600_000),
     serverPublicKey: v.insecure === true ? undefined : serverKey(v['server-key'] ?? process.env.PIGEON_SERVER_KEY),
+    user: v.user ?? process.env.PIGEON_USER,
+    deviceName: v.device ?? 'ping',
   }
 }
 
@@ -99,6 +108,15 @@ const run = async (s: Settings): Promise<number> => {
     if (!(err instanceof PigeonConnectError)) throw err
     process.stderr.write(`pigeon ping: ${err.message}\n`)
     return 1
+  }
+  if (s.user !== undefined) {
+    try {
+      await client.login({ username: s.user, password: process.env.PIGEON_PASSWORD ?? '', deviceName: s.deviceName })
+    } catch (err) {
+      process.stderr.write(`pigeon ping: login as ${s.user} failed: ${(err as Error).message}\n`)
+      await client.close()
+      return 1
+    }
   }
   const peer = formatAddress(client.remote)
   console.log(`PING ${target} (${peer}): ${s.count} messages of ${s.sizeBytes} bytes on stream ${s.streamId}, connected in ${fmt(performance.now() - t0)} ms`)

@@ -6,7 +6,11 @@ import { parseArgs } from 'node:util'
 import { formatAddress } from '../io/address.js'
 import { createLogger, type Logger } from '../io/logger.js'
 import { type QlogFile, openQlogFile } from '../io/qlog.js'
+import { join } from 'node:path'
 import type { ServerSecurity } from '../core/session/secure-handshake.js'
+import { LoginService } from './accounts/login.js'
+import { SessionTokens, loadOrCreateTokenSecret } from './accounts/tokens.js'
+import { SqliteAccountStore } from '../store/sqlite-account-store.js'
 import { loadOrCreateServerKey, toHex } from '../io/server-key.js'
 import { type EchoServer, startEchoServer } from '../io/server.js'
 
@@ -15,8 +19,12 @@ const HELP = `Usage: npm start -- [options]
   --host HOST     address to listen on (env PIGEON_HOST; default :: when the
                   host has IPv6, which also accepts IPv4, else 0.0.0.0)
   --port PORT     UDP port, 0 picks a free one (env PIGEON_PORT; default 7700)
+  --data-dir DIR  accounts database, token secret and key (env PIGEON_DATA_DIR;
+                  default ./data); add users with: npm run admin -- add-user NAME
+  --open-registration
+                  let clients create their own accounts (REGISTER)
   --key-file F    the server's static key pair (created on first start;
-                  default ./data/server-key.json, env PIGEON_KEY_FILE); clients
+                  default DATA_DIR/server-key.json, env PIGEON_KEY_FILE); clients
                   pin the public key printed at start (--server-key for ping)
   --insecure      no encryption (plaintext handshake, CRC-32C integrity only)
   --qlog FILE     write protocol trace events to FILE as JSON lines
@@ -27,7 +35,8 @@ Logs are JSON lines on stdout; the first one with "msg":"listening" carries the
 address and port. SIGINT / SIGTERM close every session and exit 0.`
 
 const DEFAULT_PORT = 7700
-const DEFAULT_KEY_FILE = 'data/server-key.json'
+const DEFAULT_DATA_DIR = 'data'
+const KEY_FILE_NAME = 'server-key.json'
 
 interface Settings {
   host: string | undefined
@@ -36,6 +45,8 @@ interface Settings {
   logLevel: string
   keyFile: string
   insecure: boolean
+  dataDir: string
+  openRegistration: boolean
 }
 
 const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help' => {
@@ -48,11 +59,14 @@ const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help
       'log-level': { type: 'string' },
       'key-file': { type: 'string' },
       insecure: { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      'open-registration': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   })
   if (values.help === true) return 'help'
+  const dataDir = values['data-dir'] ?? env.PIGEON_DATA_DIR ?? DEFAULT_DATA_DIR
   const portText = values.port ?? env.PIGEON_PORT ?? String(DEFAULT_PORT)
   const port = Number(portText)
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`invalid port ${JSON.stringify(portText)}`)
@@ -61,14 +75,22 @@ const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help
     port,
     qlog: values.qlog,
     logLevel: values['log-level'] ?? 'info',
-    keyFile: values['key-file'] ?? env.PIGEON_KEY_FILE ?? DEFAULT_KEY_FILE,
+    keyFile: values['key-file'] ?? env.PIGEON_KEY_FILE ?? join(dataDir, KEY_FILE_NAME),
     insecure: values.insecure === true,
+    dataDir,
+    openRegistration: values['open-registration'] === true,
   }
 }
 
 /** The explicit host, or `::` (dual stack) falling back to 0.0.0.0 on hosts without IPv6. */
-const listen = async (settings: Settings, log: Logger, qlog: QlogFile | undefined, security: ServerSecurity | undefined): Promise<EchoServer> => {
-  const start = (host: string): Promise<EchoServer> => startEchoServer({ host, port: settings.port, logger: log, trace: qlog?.sink, security })
+const listen = async (
+  settings: Settings,
+  log: Logger,
+  qlog: QlogFile | undefined,
+  security: ServerSecurity | undefined,
+  accounts: LoginService,
+): Promise<EchoServer> => {
+  const start = (host: string): Promise<EchoServer> => startEchoServer({ host, port: settings.port, logger: log, trace: qlog?.sink, security, accounts })
   if (settings.host !== undefined) return start(settings.host)
   try {
     return await start('::')
@@ -100,7 +122,11 @@ const main = async (): Promise<void> => {
     if (created) log.info({ keyFile: settings.keyFile }, 'created the server key pair')
     security = { staticKeyPair: keyPair }
   }
-  const server = await listen(settings, log, qlog, security)
+  const store = new SqliteAccountStore({ dataDir: settings.dataDir })
+  const tokens = new SessionTokens({ store, secret: loadOrCreateTokenSecret(settings.dataDir) })
+  let server: EchoServer | undefined
+  const accounts = new LoginService({ store, tokens, openRegistration: settings.openRegistration, onKick: (e) => server?.kickUser(e.userId) })
+  server = await listen(settings, log, qlog, security, accounts)
   // Whatever the level, say where we listen: scripts and tests wait for this line.
   const announce = log.isLevelEnabled('info') ? log : log.child({}, { level: 'info' })
   announce.info(
@@ -111,6 +137,8 @@ const main = async (): Promise<void> => {
       family: server.family,
       qlog: settings.qlog,
       encrypted: security !== undefined,
+      dataDir: settings.dataDir,
+      openRegistration: settings.openRegistration,
       publicKey: security === undefined ? undefined : toHex(security.staticKeyPair.publicKey),
     },
     'listening',
@@ -124,7 +152,8 @@ const main = async (): Promise<void> => {
     }
     stopping = true
     log.info({ signal, sessions: server.endpoint.core.sessionCount }, 'shutting down')
-    await server.close()
+    await server!.close()
+    await store.close()
     try {
       await qlog?.close()
     } catch (err) {

@@ -1,3 +1,4 @@
+import type { PigeonClient } from '../../src/io/client.js'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync } from 'node:fs'
@@ -9,8 +10,21 @@ import t from 'tap'
 import { connect, messages, str, text, unusedPort } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const tsx = (script: string, args: string[]): ChildProcess =>
-  spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+const tsx = (script: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess =>
+  spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env })
+
+const PASSWORD = 'correct horse battery'
+const USER_ENV = { ...process.env, PIGEON_USER: 'alice', PIGEON_PASSWORD: PASSWORD }
+
+/** `npm run admin -- add-user alice` into the server's data directory. */
+const addUser = async (dataDir: string): Promise<void> => {
+  const r = await runToEnd(tsx('src/server/admin.ts', ['--data-dir', dataDir, 'add-user', 'alice'], { ...process.env, PIGEON_ADMIN_PASSWORD: PASSWORD }))
+  if (r.code !== 0) throw new Error(`admin add-user failed: ${r.stderr}`)
+}
+
+const login = async (client: PigeonClient): Promise<void> => {
+  await client.login({ username: 'alice', password: PASSWORD, deviceName: 'test' })
+}
 
 interface LogLine {
   msg: string
@@ -22,9 +36,10 @@ interface LogLine {
 const startServerProcess = async (
   args: string[],
 ): Promise<{ child: ChildProcess; port: number; lines: LogLine[]; publicKey: string | undefined }> => {
-  // Each server gets its own key file unless the test passes one (or --insecure).
-  const keyArgs = args.includes('--key-file') || args.includes('--insecure') ? [] : ['--key-file', join(mkdtempSync(join(tmpdir(), 'pigeon-key-')), 'key.json')]
-  const child = tsx('src/server/main.ts', [...args, ...keyArgs])
+  // Each server gets its own data directory (accounts, token secret, key) with user alice.
+  const dataDir = mkdtempSync(join(tmpdir(), 'pigeon-data-'))
+  await addUser(dataDir)
+  const child = tsx('src/server/main.ts', [...args, '--data-dir', dataDir])
   const lines: LogLine[] = []
   const listening = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -62,6 +77,7 @@ t.test('npm start: answers a client and the ping script on both families, exits 
 
   for (const host of ['127.0.0.1', '::1']) {
     const client = await connect(host, port, { serverPublicKey: keyOf(publicKey) })
+    await login(client)
     const one = messages(client, 1)
     client.send(0, text(`ping over ${host}`))
     t.equal(str((await one)[0].data), `ping over ${host}`, `echo over ${host}`)
@@ -69,7 +85,7 @@ t.test('npm start: answers a client and the ping script on both families, exits 
   }
 
   const ping = await runToEnd(
-    tsx('src/client/ping.ts', ['--host', '127.0.0.1', '--port', String(port), '--count', '3', '--interval-ms', '0', '--server-key', publicKey!]),
+    tsx('src/client/ping.ts', ['--host', '127.0.0.1', '--port', String(port), '--count', '3', '--interval-ms', '0', '--server-key', publicKey!], USER_ENV),
   )
   t.equal(ping.code, 0, 'ping exits 0')
   t.match(ping.stdout, /3 sent, 3 echoed, 0\.0% lost/)
@@ -124,6 +140,7 @@ t.test('a client pinning another key is refused; --insecure serves plaintext cli
   const plain = await startServerProcess(['--host', '127.0.0.1', '--port', '0', '--insecure'])
   t.equal(plain.publicKey, undefined)
   const client = await connect('127.0.0.1', plain.port)
+  await login(client)
   const one = messages(client, 1)
   client.send(0, text('plain'))
   t.equal(str((await one)[0].data), 'plain')
