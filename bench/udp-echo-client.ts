@@ -9,8 +9,10 @@ import { once } from 'node:events'
 import { PigeonClient } from '../src/io/client.js'
 
 export interface EchoClientArgs {
-  impl: 'pigeon' | 'raw'
+  impl: 'pigeon' | 'pigeon-encrypted' | 'raw'
   port: number
+  /** pigeon-encrypted: the server's public key, hex. */
+  serverKeyHex?: string
   window: number
   sizeBytes: number
   warmupMs: number
@@ -33,8 +35,9 @@ interface Transport {
   close(): Promise<void>
 }
 
-const pigeonTransport = async (port: number): Promise<Transport> => {
-  const client = await PigeonClient.connect({ host: '127.0.0.1', port })
+const pigeonTransport = async (port: number, serverKeyHex?: string): Promise<Transport> => {
+  const serverPublicKey = serverKeyHex === undefined ? undefined : new Uint8Array(Buffer.from(serverKeyHex, 'hex'))
+  const client = await PigeonClient.connect({ host: '127.0.0.1', port, serverPublicKey })
   return {
     send: (p) => void client.send(0, p),
     onEcho: (h) => void client.on('message', (_s, _q, data) => h(data)),
@@ -59,7 +62,7 @@ const rawTransport = async (port: number): Promise<Transport> => {
 const percentile = (sorted: Float64Array, p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
 
 const run = async (a: EchoClientArgs): Promise<EchoClientResult> => {
-  const transport = a.impl === 'pigeon' ? await pigeonTransport(a.port) : await rawTransport(a.port)
+  const transport = a.impl === 'raw' ? await rawTransport(a.port) : await pigeonTransport(a.port, a.serverKeyHex)
   const sentAtMs: number[] = []
   const rttsMs: number[] = []
   let next = 0

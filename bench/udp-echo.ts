@@ -9,6 +9,9 @@
  * with `npx tsx bench/udp-echo.ts`.
  */
 import { spawn } from 'node:child_process'
+import { generateStaticKeyPair } from '../src/core/crypto/noise-nk.js'
+import { CryptoRng } from '../src/io/crypto-rng.js'
+import { nodeCryptoBackend } from '../src/io/node-crypto-backend.js'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -26,7 +29,7 @@ const SIZE_BYTES = 64
 const WINDOWS = [1, 32]
 
 interface Row {
-  impl: 'pigeon' | 'raw'
+  impl: 'pigeon' | 'pigeon-encrypted' | 'raw'
   window: number
   client: EchoClientResult
   serverCpuMs: number
@@ -66,8 +69,8 @@ const startRawEcho = async (): Promise<{ port: number; close: () => Promise<void
   }
 }
 
-const measure = async (impl: Row['impl'], port: number, window: number, quick: boolean): Promise<Row> => {
-  const { client, serverCpuMs } = await runClient({ impl, port, window, sizeBytes: SIZE_BYTES, warmupMs: quick ? 200 : 500, measureMs: quick ? 800 : 3000 })
+const measure = async (impl: Row['impl'], port: number, window: number, quick: boolean, serverKeyHex?: string): Promise<Row> => {
+  const { client, serverCpuMs } = await runClient({ impl, port, window, sizeBytes: SIZE_BYTES, warmupMs: quick ? 200 : 500, measureMs: quick ? 800 : 3000, serverKeyHex })
   return { impl, window, client, serverCpuMs }
 }
 
@@ -76,15 +79,19 @@ const round = (x: number, digits: number): number => Number(x.toFixed(digits))
 export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> {
   const quick = opts.quick === true
   const pigeon = await startEchoServer({ host: '127.0.0.1', port: 0 })
+  const keyPair = generateStaticKeyPair({ rng: new CryptoRng(), backend: nodeCryptoBackend })
+  const encrypted = await startEchoServer({ host: '127.0.0.1', port: 0, security: { staticKeyPair: keyPair } })
+  const keyHex = Buffer.from(keyPair.publicKey).toString('hex')
   const raw = await startRawEcho()
   const rows: Row[] = []
   try {
     for (const window of WINDOWS) {
       rows.push(await measure('raw', raw.port, window, quick))
       rows.push(await measure('pigeon', pigeon.port, window, quick))
+      rows.push(await measure('pigeon-encrypted', encrypted.port, window, quick, keyHex))
     }
   } finally {
-    await Promise.all([pigeon.close(), raw.close()])
+    await Promise.all([pigeon.close(), encrypted.close(), raw.close()])
   }
   const table = rows.map((r) => {
     const perSecond = (r.client.roundTrips * 1000) / r.client.elapsedMs
@@ -101,7 +108,20 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
       lost: r.client.lost,
     }
   })
-  return { name: 'udp-echo', table, targets: [], json: { sizeBytes: SIZE_BYTES, quick, rows } }
+  const encryptedOne = table.find((r) => r.impl === 'pigeon-encrypted' && r.inFlight === 1)!
+  return {
+    name: 'udp-echo',
+    table,
+    targets: [
+      {
+        metric: 'encrypted echo round trips/s vs plain dgram echo (one in flight)',
+        value: encryptedOne.vsRawDgram,
+        target: '>= 0.5',
+        pass: encryptedOne.vsRawDgram >= 0.5,
+      },
+    ],
+    json: { sizeBytes: SIZE_BYTES, quick, rows },
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

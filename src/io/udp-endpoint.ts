@@ -288,6 +288,10 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     if (!this.socketOpen) return
     const deadlineMs = this.core.pollTimeout()
     if (deadlineMs === this.timerDeadlineMs) return
+    // Deadlines mostly move later (each packet pushes the probe timeout): keep an earlier
+    // timer and let it fire — handleTimeout then does nothing and we re-arm — instead of
+    // clearing and re-creating a timer for every packet.
+    if (deadlineMs !== undefined && this.timerDeadlineMs !== undefined && deadlineMs > this.timerDeadlineMs) return
     this.clearTimer()
     if (deadlineMs === undefined) return
     this.timerDeadlineMs = deadlineMs
