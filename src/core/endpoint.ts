@@ -38,6 +38,8 @@ export interface EndpointOptions<A = unknown> {
   handshakeLimiter?: AddressLimiter
   /** The key the handshake limiter buckets by (default: the IP without the port). */
   limiterKey?: (address: A) => string
+  /** SSLKEYLOGFILE-style sink for encrypted sessions' secrets (off unless given). */
+  keyLog?: (lines: string) => void
 }
 
 export interface EndpointStats {
@@ -154,6 +156,7 @@ export class Endpoint<A> {
       trace: this.opts.trace,
       protection: (this.opts.protection ?? (() => nullProtection))(),
       security,
+      keyLog: this.opts.keyLog,
     })
     const entry = new Entry<A>(session, address, cidKey(session.localCid), NaN)
     this.register(entry)
@@ -327,6 +330,7 @@ export class Endpoint<A> {
       remoteCid: header.scid.slice(),
       localCid,
       security: this.opts.security,
+      keyLog: this.opts.keyLog,
     })
     session.originalDcid = originalDcid.slice()
     // A valid retry token proves the client receives at this address.

@@ -20,6 +20,9 @@ export interface EchoServerOptions {
   maxSessions?: number
   /** Encrypt every session with this static key pair. */
   security?: ServerSecurity
+  /** Send every new client a RETRY first (stateless address validation). */
+  retry?: boolean
+  keyLogFile?: string
   /**
    * Require login: stream 0 carries LOGIN / RESUME / LOGOUT (protocol-spec/login.md);
    * nothing else is echoed before a session is authenticated.
@@ -53,6 +56,8 @@ export const startEchoServer = async (opts: EchoServerOptions): Promise<EchoServ
     sessionConfig: opts.sessionConfig,
     maxSessions: opts.maxSessions,
     security: opts.security,
+    retry: opts.retry,
+    keyLogFile: opts.keyLogFile,
   })
   let echoFailures = 0
   const echo = (session: Session, streamId: number, data: Uint8Array): void => {

@@ -1,4 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { randomBytes } from 'node:crypto'
+import { appendFileSync } from 'node:fs'
+import { AddressLimiter } from '../core/address-limiter.js'
 import type { ClientSecurity, ServerSecurity } from '../core/session/secure-handshake.js'
 import { nodeCryptoBackend } from './node-crypto-backend.js'
 import { EventEmitter, once } from 'node:events'
@@ -33,6 +36,12 @@ export interface UdpEndpointOptions {
   socketBufferBytes?: number
   /** Server: encrypt every session with this static key pair (Noise NK + ChaCha20-Poly1305). */
   security?: ServerSecurity
+  /** Server: answer every new client with a RETRY first (stateless address validation). */
+  retry?: boolean
+  /** Server: new handshakes per client IP (default 20/s, bursts of 40, 100,000 IPs tracked). */
+  handshakeLimit?: { ratePerSecond: number; burst: number; maxAddresses: number }
+  /** Append SSLKEYLOGFILE-style secrets of every encrypted session here (debugging only). */
+  keyLogFile?: string
   /** udp6 only: refuse IPv4-mapped peers (default: dual stack where the OS allows it). */
   ipv6Only?: boolean
 }
@@ -53,6 +62,13 @@ export interface UdpEndpointStats {
 export type UdpEndpointEvents = { event: [EndpointEvent<UdpAddress>] }
 
 const DEFAULT_SOCKET_BUFFER_BYTES = 4 << 20
+const DEFAULT_HANDSHAKE_LIMIT = { ratePerSecond: 20, burst: 40, maxAddresses: 100_000 }
+
+/** Appends key-log lines synchronously (rare: once per handshake; must not be lost on a crash). */
+const keyLogWriter = (path: string): ((lines: string) => void) => {
+  return (lines) => appendFileSync(path, lines, { mode: 0o600 })
+}
+
 /** setTimeout's largest delay; longer deadlines are re-armed when this one fires. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
 
@@ -118,6 +134,10 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
       protection: opts.protection ?? (() => checksumProtection),
       maxSessions: opts.maxSessions,
       security: opts.security === undefined ? undefined : { backend: nodeCryptoBackend, ...opts.security },
+      retry: opts.server && opts.retry === true ? { key: new Uint8Array(randomBytes(32)) } : undefined,
+      handshakeLimiter: opts.server ? new AddressLimiter(opts.handshakeLimit ?? DEFAULT_HANDSHAKE_LIMIT) : undefined,
+      limiterKey: (a: UdpAddress) => a.address,
+      keyLog: opts.keyLogFile === undefined ? undefined : keyLogWriter(opts.keyLogFile),
     })
     const bufferBytes = opts.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES
     try {

@@ -27,6 +27,11 @@ const HELP = `Usage: npm start -- [options]
                   default DATA_DIR/server-key.json, env PIGEON_KEY_FILE); clients
                   pin the public key printed at start (--server-key for ping)
   --insecure      no encryption (plaintext handshake, CRC-32C integrity only)
+  --no-retry      skip stateless address validation (by default every new client
+                  is first answered with a RETRY token, before the server keeps
+                  any state for it)
+  --key-log FILE  append session secrets to FILE (SSLKEYLOGFILE style) so the
+                  inspector can decrypt captures; for debugging only
   --qlog FILE     write protocol trace events to FILE as JSON lines
   --log-level L   pino level: trace, debug, info, warn, error (default info)
   --help          show this help
@@ -47,6 +52,8 @@ interface Settings {
   insecure: boolean
   dataDir: string
   openRegistration: boolean
+  retry: boolean
+  keyLogFile: string | undefined
 }
 
 const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help' => {
@@ -61,6 +68,8 @@ const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help
       insecure: { type: 'boolean' },
       'data-dir': { type: 'string' },
       'open-registration': { type: 'boolean' },
+      'no-retry': { type: 'boolean' },
+      'key-log': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -79,6 +88,8 @@ const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings | 'help
     insecure: values.insecure === true,
     dataDir,
     openRegistration: values['open-registration'] === true,
+    retry: values['no-retry'] !== true,
+    keyLogFile: values['key-log'] ?? env.PIGEON_KEY_LOG,
   }
 }
 
@@ -90,7 +101,16 @@ const listen = async (
   security: ServerSecurity | undefined,
   accounts: LoginService,
 ): Promise<EchoServer> => {
-  const start = (host: string): Promise<EchoServer> => startEchoServer({ host, port: settings.port, logger: log, trace: qlog?.sink, security, accounts })
+  const start = (host: string): Promise<EchoServer> => startEchoServer({
+      host,
+      port: settings.port,
+      logger: log,
+      trace: qlog?.sink,
+      security,
+      accounts,
+      retry: settings.retry,
+      keyLogFile: settings.keyLogFile,
+    })
   if (settings.host !== undefined) return start(settings.host)
   try {
     return await start('::')
@@ -139,6 +159,8 @@ const main = async (): Promise<void> => {
       encrypted: security !== undefined,
       dataDir: settings.dataDir,
       openRegistration: settings.openRegistration,
+      retry: settings.retry,
+      keyLog: settings.keyLogFile,
       publicKey: security === undefined ? undefined : toHex(security.staticKeyPair.publicKey),
     },
     'listening',

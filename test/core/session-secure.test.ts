@@ -155,3 +155,15 @@ t.test('retry: stateless address validation before any session state', async (t)
   pair.net.runUntil({ untilMs: pair.net.nowMs + 100 })
   t.equal(pair.server.stats.sessionsAccepted, accepted, 'no new session from a replayed or forged token')
 })
+
+t.test('key update: keys roll over every N packets without losing a message', async (t) => {
+  const LINKU = { delay: { baseMs: 15, jitterMs: 10, reorder: true }, loss: { model: 'bernoulli' as const, probability: 0.05 } }
+  // Both sides rekey every 64 packets they send.
+  const pair = new SimPair({ seed: 12, up: LINKU, down: LINKU, secure: { serverKeyPair, keyUpdateAfterPackets: 64 } })
+  t.ok(pair.connect())
+  for (let i = 0; i < 600; i++) pair.net.at(pair.net.nowMs + i * 5, () => pair.clientSend(0, enc(`m${i}`)))
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 60_000, predicate: () => pair.atServer.length === 600 })
+  t.equal(pair.atServer.length, 600, 'every message delivered across key updates')
+  const stats = (pair.clientSession.protection as unknown as { stats: { keyUpdates: number } }).stats
+  t.ok(stats.keyUpdates >= 3, `the client rekeyed ${stats.keyUpdates} times`)
+})

@@ -26,7 +26,7 @@ export interface PairOptions {
   protection?: PacketProtection
   trace?: TraceSink
   /** Encrypt: the server's key pair, and the key the client pins (default: the right one). */
-  secure?: { serverKeyPair: KeyPair; pinnedServerKey?: Uint8Array }
+  secure?: { serverKeyPair: KeyPair; pinnedServerKey?: Uint8Array; keyUpdateAfterPackets?: number }
   /** Server answers new clients with a RETRY first (stateless address validation). */
   retry?: { key: Uint8Array }
 }
@@ -47,14 +47,17 @@ export class SimPair {
   constructor(opts: PairOptions) {
     this.net = new SimNetwork({ seed: opts.seed })
     const protection = (): PacketProtection => opts.protection ?? checksumProtection
-    const security = opts.secure === undefined ? undefined : { staticKeyPair: opts.secure.serverKeyPair }
+    const security = opts.secure === undefined ? undefined : { staticKeyPair: opts.secure.serverKeyPair, keyUpdateAfterPackets: opts.secure.keyUpdateAfterPackets }
     this.server = new Endpoint<string>({ rng: this.net.rngFor('server'), server: true, sessionConfig: opts.sessionConfig, protection, trace: opts.trace, security, retry: opts.retry })
     this.client = new Endpoint<string>({ rng: this.net.rngFor('client'), server: false, sessionConfig: opts.sessionConfig, protection, trace: opts.trace })
     this.net.addNode('server', new EndpointNode(this.server, (t, e) => this.onServerEvent(t, e)))
     this.net.addNode('client', new EndpointNode(this.client, (t, e) => this.onClientEvent(t, e)))
     if (opts.up) this.net.setLink('client', 'server', opts.up)
     if (opts.down) this.net.setLink('server', 'client', opts.down)
-    const pinned = opts.secure === undefined ? undefined : { serverStaticPublicKey: opts.secure.pinnedServerKey ?? opts.secure.serverKeyPair.publicKey }
+    const pinned =
+      opts.secure === undefined
+        ? undefined
+        : { serverStaticPublicKey: opts.secure.pinnedServerKey ?? opts.secure.serverKeyPair.publicKey, keyUpdateAfterPackets: opts.secure.keyUpdateAfterPackets }
     this.clientSession = this.client.connect(this.net.nowMs, 'server', undefined, pinned)
     this.net.nodeWake('client')
   }

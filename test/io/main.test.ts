@@ -68,7 +68,8 @@ const runToEnd = async (child: ChildProcess): Promise<{ code: number | null; std
 t.test('npm start: answers a client and the ping script on both families, exits 0 on SIGTERM', { timeout: 60_000 }, async (t) => {
   const qlog = join(mkdtempSync(join(tmpdir(), 'pigeon-')), 'server.qlog')
   // No --host: the default listens on both IPv6 and IPv4.
-  const { child, port, lines, publicKey } = await startServerProcess(['--port', '0', '--qlog', qlog])
+  const keyLog = join(mkdtempSync(join(tmpdir(), 'pigeon-')), 'keys.log')
+  const { child, port, lines, publicKey } = await startServerProcess(['--port', '0', '--qlog', qlog, '--key-log', keyLog])
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL')
   })
@@ -97,6 +98,10 @@ t.test('npm start: answers a client and the ping script on both families, exits 
   t.equal(code, 0, 'exit 0 after SIGTERM')
   t.ok(lines.some((l) => l.msg === 'session closed'), 'the server logged sessions closing')
   t.ok(lines.some((l) => l.msg === 'stopped'), 'and its shutdown')
+
+  const keyLines = readFileSync(keyLog, 'utf8').trim().split('\n')
+  t.ok(keyLines.length >= 2 && keyLines.every((l) => /^PIGEON_(CLIENT|SERVER)_TRAFFIC_SECRET [0-9a-f]{64} [0-9a-f]{64}$/.test(l)), 'the key log has the session secrets')
+  t.ok(lines.some((l) => l.msg === 'listening' && l.retry === true), 'stateless retry is on by default')
 
   const events = readFileSync(qlog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { time: number; name: string })
   t.ok(events.length > 10, 'qlog has events')

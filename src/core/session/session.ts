@@ -21,6 +21,7 @@ import { type TransportParams, resolveTransportParams } from '../wire/transport-
 import { buildPacket } from './assemble.js'
 import { type SessionConfig, resolveSessionConfig } from './config.js'
 import { type SessionEvent, type SessionState, type SessionStats, newSessionStats } from './events.js'
+import { formatKeyLog } from '../crypto/key-log.js'
 import { handleFrames } from './receive.js'
 import { type ClientSecurity, SecureHandshake, type ServerSecurity } from './secure-handshake.js'
 import { RecordKind, type SentRecord } from './sent-record.js'
@@ -43,6 +44,8 @@ export interface SessionOptions {
    * plaintext HELLO handshake under `protection`.
    */
   security?: ClientSecurity | ServerSecurity
+  /** Receives SSLKEYLOGFILE-style lines with the session's traffic secrets (debugging only). */
+  keyLog?: (lines: string) => void
 }
 
 export interface SendOptions {
@@ -76,6 +79,7 @@ export class Session {
   readonly shortOverheadBytes: number
   /** The encrypted handshake, when the session is secured. */
   readonly handshake: SecureHandshake | null
+  private readonly keyLog: ((lines: string) => void) | undefined
   readonly localCid: Uint8Array
   readonly remoteCid: Uint8Array
   /** The CID the client first addressed (server accepts Initial packets to it). */
@@ -226,6 +230,7 @@ export class Session {
       this.initialProtection = this.protection
     }
     this.shortOverheadBytes = this.protection.overheadBytes
+    this.keyLog = opts.keyLog
     // Both connection ids live in one 16-byte buffer (an idle session's memory counts).
     const cids = new Uint8Array(2 * CID_LENGTH)
     this.localCid = cids.subarray(0, CID_LENGTH)
@@ -621,6 +626,7 @@ export class Session {
       if (outcome !== undefined) {
         this.applyPeerParams(outcome.peerParams)
         this.protection = outcome.protection
+        this.keyLog?.(formatKeyLog({ keys: outcome.keys }))
         this.emitTrace(nowMs, 'security:key_updated', { key_type: 'server_1rtt_secret', generation: 0 })
       }
       if (!this.helloAcked) this.helloPending = true
@@ -629,6 +635,7 @@ export class Session {
     if (this.state !== 'connecting') return
     const outcome = hs.onMessage2({ message, serverCid: this.remoteCid })
     this.protection = outcome.protection
+    this.keyLog?.(formatKeyLog({ keys: outcome.keys }))
     this.applyPeerParams(outcome.peerParams)
     this.emitTrace(nowMs, 'security:key_updated', { key_type: 'client_1rtt_secret', generation: 0 })
     this.onEstablished(nowMs)
