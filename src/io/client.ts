@@ -155,6 +155,11 @@ export class PigeonClient extends EventEmitter<PigeonClientEvents> {
 
   private readonly pendingControl: Array<{ resolve: (m: LoginMessage) => void; reject: (e: Error) => void }> = []
 
+  /** Continue the session from a new local port (simulates a NAT rebinding / network switch). */
+  rebind(): Promise<void> {
+    return this.udp.rebind()
+  }
+
   /** Close the session (CLOSE frame to the server) and the socket. */
   async close(code: number = ErrorCode.NO_ERROR, reason = ''): Promise<void> {
     await this.udp.close({ code, reason })

@@ -80,7 +80,7 @@ const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
  */
 export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   readonly core: Endpoint<UdpAddress>
-  readonly socket: Socket
+  socket: Socket
   readonly stats: UdpEndpointStats = {
     datagramsReceived: 0,
     bytesReceived: 0,
@@ -151,6 +151,30 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
       this.stats.socketErrors++
       this.log.warn({ err }, 'socket error')
     })
+  }
+
+  /**
+   * Move to a fresh socket on a new local port, as a NAT rebinding or a switch of network
+   * would; sessions carry on (the server follows after validating the new path).
+   */
+  async rebind(): Promise<void> {
+    const old = this.socket
+    const local = old.address()
+    const socket = createSocket(local.family === 'IPv6' ? 'udp6' : 'udp4')
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject)
+      socket.bind(0, local.address, () => {
+        socket.off('error', reject)
+        resolve()
+      })
+    })
+    socket.on('message', this.onMessage)
+    socket.on('error', (err) => {
+      this.stats.socketErrors++
+      this.log.warn({ err }, 'socket error')
+    })
+    this.socket = socket
+    old.close()
   }
 
   get localAddress(): UdpAddress {
