@@ -167,3 +167,16 @@ t.test('key update: keys roll over every N packets without losing a message', as
   const stats = (pair.clientSession.protection as unknown as { stats: { keyUpdates: number } }).stats
   t.ok(stats.keyUpdates >= 3, `the client rekeyed ${stats.keyUpdates} times`)
 })
+
+t.test('key update by time: keys roll over every second, even on a quiet session', async (t) => {
+  const link = { delay: { baseMs: 20 } }
+  const pair = new SimPair({ seed: 13, up: link, down: link, secure: { serverKeyPair, keyUpdateAfterMs: 1000 } })
+  t.ok(pair.connect())
+  for (let i = 0; i < 10; i++) pair.net.at(pair.net.nowMs + i * 1000, () => pair.clientSend(0, enc(`tick ${i}`)))
+  pair.net.runUntil({ untilMs: pair.net.nowMs + 12_000 })
+  t.equal(pair.atServer.length, 10, 'every message delivered across key updates')
+  const updates = (s: unknown): number => (s as { protection: { stats: { keyUpdates: number } } }).protection.stats.keyUpdates
+  t.ok(updates(pair.clientSession) >= 5, `client rekeyed ${updates(pair.clientSession)} times`)
+  t.ok(updates(pair.serverSession) >= 5, `server rekeyed ${updates(pair.serverSession)} times`)
+  t.ok(pair.clientSession.isEstablished && pair.serverSession!.isEstablished)
+})

@@ -26,7 +26,7 @@ export interface PairOptions {
   protection?: PacketProtection
   trace?: TraceSink
   /** Encrypt: the server's key pair, and the key the client pins (default: the right one). */
-  secure?: { serverKeyPair: KeyPair; pinnedServerKey?: Uint8Array; keyUpdateAfterPackets?: number }
+  secure?: { serverKeyPair: KeyPair; pinnedServerKey?: Uint8Array; keyUpdateAfterPackets?: number; keyUpdateAfterMs?: number }
   /** Server answers new clients with a RETRY first (stateless address validation). */
   retry?: { key: Uint8Array }
 }
@@ -47,7 +47,7 @@ export class SimPair {
   constructor(opts: PairOptions) {
     this.net = new SimNetwork({ seed: opts.seed })
     const protection = (): PacketProtection => opts.protection ?? checksumProtection
-    const security = opts.secure === undefined ? undefined : { staticKeyPair: opts.secure.serverKeyPair, keyUpdateAfterPackets: opts.secure.keyUpdateAfterPackets }
+    const security = opts.secure === undefined ? undefined : { staticKeyPair: opts.secure.serverKeyPair, keyUpdateAfterPackets: opts.secure.keyUpdateAfterPackets, keyUpdateAfterMs: opts.secure.keyUpdateAfterMs }
     this.server = new Endpoint<string>({ rng: this.net.rngFor('server'), server: true, sessionConfig: opts.sessionConfig, protection, trace: opts.trace, security, retry: opts.retry })
     this.client = new Endpoint<string>({ rng: this.net.rngFor('client'), server: false, sessionConfig: opts.sessionConfig, protection, trace: opts.trace })
     this.net.addNode('server', new EndpointNode(this.server, (t, e) => this.onServerEvent(t, e)))
@@ -57,7 +57,7 @@ export class SimPair {
     const pinned =
       opts.secure === undefined
         ? undefined
-        : { serverStaticPublicKey: opts.secure.pinnedServerKey ?? opts.secure.serverKeyPair.publicKey, keyUpdateAfterPackets: opts.secure.keyUpdateAfterPackets }
+        : { serverStaticPublicKey: opts.secure.pinnedServerKey ?? opts.secure.serverKeyPair.publicKey, keyUpdateAfterPackets: opts.secure.keyUpdateAfterPackets, keyUpdateAfterMs: opts.secure.keyUpdateAfterMs }
     this.clientSession = this.client.connect(this.net.nowMs, 'server', undefined, pinned)
     this.net.nodeWake('client')
   }

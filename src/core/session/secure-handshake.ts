@@ -14,6 +14,8 @@ export interface ClientSecurity {
   backend?: CryptoBackend
   /** Rekey after this many packets sent (0 = only on demand). */
   keyUpdateAfterPackets?: number
+  /** Rekey after this long on the same keys (0 = never by time). */
+  keyUpdateAfterMs?: number
 }
 
 /** A server holds its static key pair. */
@@ -21,6 +23,7 @@ export interface ServerSecurity {
   staticKeyPair: KeyPair
   backend?: CryptoBackend
   keyUpdateAfterPackets?: number
+  keyUpdateAfterMs?: number
 }
 
 export interface HandshakeOutcome {
@@ -40,7 +43,7 @@ export class SecureHandshake {
   outgoing: Uint8Array | null = null
   done = false
   private readonly role: 'client' | 'server'
-  private readonly security: ClientSecurity | ServerSecurity
+  readonly security: ClientSecurity | ServerSecurity
   private readonly rng: Rng
   private client: NoiseClient | null = null
   /** Server: the message 1 we answered (a repeat gets the same message 2). */

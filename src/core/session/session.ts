@@ -21,6 +21,7 @@ import { type TransportParams, resolveTransportParams } from '../wire/transport-
 import { buildPacket } from './assemble.js'
 import { type SessionConfig, resolveSessionConfig } from './config.js'
 import { type SessionEvent, type SessionState, type SessionStats, newSessionStats } from './events.js'
+import type { AeadProtection } from '../crypto/aead-protection.js'
 import { formatKeyLog } from '../crypto/key-log.js'
 import { handleFrames } from './receive.js'
 import { type ClientSecurity, SecureHandshake, type ServerSecurity } from './secure-handshake.js'
@@ -107,6 +108,8 @@ export class Session {
   lastReceivedMs: number
   lastSentAckElicitingMs: number
   lastSentMs: number
+  /** When the current packet keys came into use (time-based key update). */
+  keysSinceMs = 0
   /** Client: the token from the server's RETRY, carried in every later Initial. */
   retryToken: Uint8Array | null = null
   /** The last authenticated packet had the highest packet number so far (migration rule). */
@@ -480,8 +483,30 @@ export class Session {
     if (keepAlive > 0 && this.state === 'established' && nowMs >= this.lastSentAckElicitingMs + keepAlive) this.pingPending = true
     if (this.nextExpiryMs <= nowMs) this.expireMessages(nowMs)
     if (this.pacingBlockedUntilMs <= nowMs) this.pacingBlockedUntilMs = 0
+    if (this.keyUpdateDeadlineMs() <= nowMs) this.updateKeysByTime(nowMs)
     const hibernateAt = this.hibernateDeadlineMs()
     if (hibernateAt <= nowMs) this.hibernate()
+  }
+
+  /** When the keys are old enough to be replaced (Infinity: no time-based key update). */
+  private keyUpdateDeadlineMs(): number {
+    const afterMs = this.handshake?.security.keyUpdateAfterMs ?? 0
+    if (afterMs <= 0 || this.state !== 'established' || this.protection === awaitingKeysProtection) return Infinity
+    return this.keysSinceMs + afterMs
+  }
+
+  private updateKeysByTime(nowMs: number): void {
+    const aead = this.protection as Partial<AeadProtection>
+    if (aead.canUpdateKeys === true && aead.keyUpdate !== undefined) {
+      aead.keyUpdate()
+      this.emitTrace(nowMs, 'security:key_updated', { trigger: 'time', generation: aead.sendGeneration })
+      this.keysSinceMs = nowMs
+    } else {
+      // The peer has not caught up with our last update yet: try again a little later.
+      this.keysSinceMs += Math.min(this.rtt.smoothedRttMs, 1000)
+    }
+    // Make sure something goes out under the new keys so the peer follows.
+    this.pingPending = true
   }
 
   /** When a quiet session sheds its per-flow state (Infinity: not now). */
@@ -524,6 +549,8 @@ export class Session {
     if (this.nextExpiryMs < t) t = this.nextExpiryMs
     const hibernateAt = this.hibernateDeadlineMs()
     if (hibernateAt < t) t = hibernateAt
+    const rekeyAt = this.keyUpdateDeadlineMs()
+    if (rekeyAt < t) t = rekeyAt
     return t
   }
 
@@ -626,6 +653,7 @@ export class Session {
       if (outcome !== undefined) {
         this.applyPeerParams(outcome.peerParams)
         this.protection = outcome.protection
+        this.keysSinceMs = nowMs
         this.keyLog?.(formatKeyLog({ keys: outcome.keys }))
         this.emitTrace(nowMs, 'security:key_updated', { key_type: 'server_1rtt_secret', generation: 0 })
       }
@@ -635,6 +663,7 @@ export class Session {
     if (this.state !== 'connecting') return
     const outcome = hs.onMessage2({ message, serverCid: this.remoteCid })
     this.protection = outcome.protection
+    this.keysSinceMs = nowMs
     this.keyLog?.(formatKeyLog({ keys: outcome.keys }))
     this.applyPeerParams(outcome.peerParams)
     this.emitTrace(nowMs, 'security:key_updated', { key_type: 'client_1rtt_secret', generation: 0 })
