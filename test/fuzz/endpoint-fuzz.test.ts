@@ -58,7 +58,7 @@ const summary = (r: FuzzReport): Record<string, unknown> => ({
   truncationPasses: r.truncationPasses,
 })
 
-for (const protection of ['checksum', 'null'] as ProtectionName[]) {
+for (const protection of ['checksum', 'null', 'encrypted'] as ProtectionName[]) {
   t.test(`${DATAGRAMS} fuzz datagrams at a server endpoint (${protection} protection)`, async (t) => {
     t.comment(`seed ${SEED} (replay with PIGEON_SEED=${SEED} PIGEON_FUZZ_DATAGRAMS=${DATAGRAMS})`)
     const heapBefore = heapUsed()

@@ -6,6 +6,9 @@
  * packet-level counter of the session it was routed to.
  */
 import { cidKey, Endpoint, type EndpointStats } from '../../src/core/endpoint.js'
+import { generateStaticKeyPair } from '../../src/core/crypto/noise-nk.js'
+import type { ClientSecurity, ServerSecurity } from '../../src/core/session/secure-handshake.js'
+import { nodeCryptoBackend } from '../../src/io/node-crypto-backend.js'
 import { DecodeError } from '../../src/core/errors.js'
 import { type PacketProtection, checksumProtection, nullProtection } from '../../src/core/protection.js'
 import { SeededRng } from '../../src/core/rng.js'
@@ -14,7 +17,15 @@ import type { Session } from '../../src/core/session/session.js'
 import { decodePacketHeader, isLikelyPigeonPacket, peekDestinationCid } from '../../src/core/wire/packet-header.js'
 import { type Mutation, Mutator, hexOf, resealChecksums } from './mutator.js'
 
-export type ProtectionName = 'checksum' | 'null'
+/** 'encrypted': Noise NK handshake + ChaCha20-Poly1305 (Initials keep the CRC-32C trailer). */
+export type ProtectionName = 'checksum' | 'null' | 'encrypted'
+
+/** One server key for every encrypted fuzz run; OpenSSL backend so forged Initials are cheap to reject. */
+const FUZZ_SERVER_KEY = generateStaticKeyPair({ rng: new SeededRng(4242), backend: nodeCryptoBackend })
+const serverSecurity = (name: ProtectionName): ServerSecurity | undefined =>
+  name === 'encrypted' ? { staticKeyPair: FUZZ_SERVER_KEY, backend: nodeCryptoBackend } : undefined
+const clientSecurity = (name: ProtectionName): ClientSecurity | undefined =>
+  name === 'encrypted' ? { serverStaticPublicKey: FUZZ_SERVER_KEY.publicKey, backend: nodeCryptoBackend } : undefined
 
 export interface FuzzOptions {
   seed: number
@@ -95,7 +106,7 @@ const sum = (stats: object, names: readonly string[]): number => {
   return n
 }
 
-const protectionOf = (name: ProtectionName): PacketProtection => (name === 'checksum' ? checksumProtection : nullProtection)
+const protectionOf = (name: ProtectionName): PacketProtection => (name === 'null' ? nullProtection : checksumProtection)
 
 const SERVER_CONFIG = { idleTimeoutMs: 10_000 }
 const CLIENT_CONFIG = { keepAliveIntervalMs: 2_000 }
@@ -108,7 +119,7 @@ const copy = (b: Uint8Array): Uint8Array => b.slice()
 export const recordRetiredCorpus = (seed: number, protection: ProtectionName): Uint8Array[] => {
   const rng = new SeededRng(seed)
   const prot = (): PacketProtection => protectionOf(protection)
-  const server = new Endpoint<string>({ rng: rng.fork(), server: true, protection: prot })
+  const server = new Endpoint<string>({ rng: rng.fork(), server: true, protection: prot, security: serverSecurity(protection) })
   const client = new Endpoint<string>({ rng: rng.fork(), server: false, protection: prot })
   const corpus: Uint8Array[] = []
   let nowMs = 0
@@ -133,7 +144,7 @@ export const recordRetiredCorpus = (seed: number, protection: ProtectionName): U
     server.handleTimeout(nowMs)
     pump()
   }
-  const session = client.connect(nowMs, 'server')
+  const session = client.connect(nowMs, 'server', undefined, clientSecurity(protection))
   pump()
   let serverSession: Session | undefined
   for (let e = server.pollEvent(); e !== undefined; e = server.pollEvent()) if (e.event.type === 'accepted') serverSession = e.session
@@ -236,7 +247,7 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
   const liveCount = opts.liveClients ?? 3
   const maxSessions = opts.maxSessions ?? 1000
   const prot = (): PacketProtection => protectionOf(opts.protection)
-  const server = new Endpoint<string>({ rng: rng.fork(), server: true, protection: prot, sessionConfig: SERVER_CONFIG, maxSessions })
+  const server = new Endpoint<string>({ rng: rng.fork(), server: true, protection: prot, sessionConfig: SERVER_CONFIG, maxSessions, security: serverSecurity(opts.protection) })
   const clients = Array.from({ length: liveCount }, () => new Endpoint<string>({ rng: rng.fork(), server: false, protection: prot }))
   const clientIndex = new Map(clients.map((_, i) => [`c${i}`, i]))
   let nowMs = 0
@@ -354,7 +365,7 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
   }
 
   // --- live sessions through the server ---
-  const liveSessions = clients.map((c) => c.connect(nowMs, 'server', CLIENT_CONFIG))
+  const liveSessions = clients.map((c) => c.connect(nowMs, 'server', CLIENT_CONFIG, clientSecurity(opts.protection)))
   pumpClients()
   for (let i = 0; i < 20; i++) {
     nowMs += 5
@@ -381,7 +392,8 @@ export const runFuzz = (opts: FuzzOptions): FuzzReport => {
   const mutRng = rng.fork()
   const retiredMut = new Mutator({ rng: mutRng, corpus: retired })
   const liveMut = new Mutator({ rng: mutRng, corpus: liveCapture })
-  const reseal = opts.protection === 'checksum'
+  // Encrypted sessions: resealing the CRC lets mutations reach the handshake and frame decoders.
+  const reseal = opts.protection !== 'null'
 
   const sampleEvery = Math.max(1, Math.floor(opts.datagrams / 8))
   let nextTickMs = nowMs + 10
