@@ -79,10 +79,17 @@ class Entry<A> implements TimerItem {
   constructor(
     readonly session: Session,
     public address: A,
-    /** Map keys: our CID, and (server) the CID the client first addressed, or NaN. */
-    readonly key: number,
-    readonly originalKey: number,
+    /**
+     * Server: the map key of the CID the client first addressed, kept only until the
+     * handshake is over (null then, or for clients). Our own CID's key is recomputed
+     * from the session when needed: an idle session's entry stays small.
+     */
+    public originalKey: number | null,
   ) {}
+
+  get key(): number {
+    return cidKey(this.session.localCid)
+  }
 }
 
 /**
@@ -158,7 +165,7 @@ export class Endpoint<A> {
       security,
       keyLog: this.opts.keyLog,
     })
-    const entry = new Entry<A>(session, address, cidKey(session.localCid), NaN)
+    const entry = new Entry<A>(session, address, null)
     this.register(entry)
     this.touch(entry)
     return entry.session
@@ -345,7 +352,7 @@ export class Endpoint<A> {
       this.stats.droppedUnauthenticatedInitial++
       return
     }
-    const entry = new Entry<A>(session, from, cidKey(session.localCid), localCid === undefined ? cidKey(session.originalDcid) : NaN)
+    const entry = new Entry<A>(session, from, localCid === undefined ? cidKey(session.originalDcid) : null)
     this.register(entry)
     this.stats.sessionsAccepted++
     this.pushEvent({ session, address: from, event: { type: 'accepted' } })
@@ -407,7 +414,7 @@ export class Endpoint<A> {
 
   private register(entry: Entry<A>): void {
     this.byCid.set(entry.key, entry)
-    if (!Number.isNaN(entry.originalKey)) this.byCid.set(entry.originalKey, entry)
+    if (entry.originalKey !== null) this.byCid.set(entry.originalKey, entry)
     this.liveSessions++
     this.timers.validCountHint = this.liveSessions
   }
@@ -428,6 +435,8 @@ export class Endpoint<A> {
       this.unregister(entry)
       return
     }
+    // The handshake is long over (the session dropped its original CID): so does the map.
+    if (entry.originalKey !== null && session.originalDcid === undefined) this.forgetOriginalKey(entry)
     this.timers.schedule(entry, session.pollTimeout() ?? Infinity)
   }
 
@@ -448,10 +457,16 @@ export class Endpoint<A> {
     }
   }
 
+  private forgetOriginalKey(entry: Entry<A>): void {
+    if (entry.originalKey !== null && this.byCid.get(entry.originalKey) === entry) this.byCid.delete(entry.originalKey)
+    entry.originalKey = null
+  }
+
   private unregister(entry: Entry<A>): void {
-    if (this.byCid.get(entry.key) !== entry) return
-    this.byCid.delete(entry.key)
-    if (this.byCid.get(entry.originalKey) === entry) this.byCid.delete(entry.originalKey)
+    const key = entry.key
+    if (this.byCid.get(key) !== entry) return
+    this.byCid.delete(key)
+    this.forgetOriginalKey(entry)
     this.timers.schedule(entry, Infinity)
     this.liveSessions--
     this.stats.sessionsClosed++

@@ -126,6 +126,7 @@ export class RangeSet {
   }
 
   clear(): void {
-    this.flat.length = 0
+    // A fresh array rather than length = 0, which would keep the old backing store.
+    this.flat = []
   }
 }

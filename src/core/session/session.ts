@@ -152,8 +152,9 @@ export class Session {
   lastPacketWasPathProbe = false
   closeFrame: { errorCode: number; reason: string } | null = null
   closeSendPending = false
-  closeDeadlineMs = Infinity
-  lastCloseResendMs = -Infinity
+  /** Only meaningful while closing or draining. */
+  closeDeadlineMs = 0
+  lastCloseResendMs = -CLOSE_RESEND_INTERVAL_MS
 
   /**
    * Congestion controller, delivery-rate estimator and pacer are created on first use
@@ -202,6 +203,8 @@ export class Session {
     this.pacerState = null
     this.pacingBlockedUntilMs = 0
     for (const p of this.tracker.drain()) p.records = null
+    // Everything received was acknowledged and confirmed (quiescent): keep only the largest.
+    this.ackTracker.received.clear()
     this.events = null
     this.eventHead = 0
     if (this.role === 'server') this.originalDcid = undefined
