@@ -159,17 +159,18 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
       addRecord(new SentRecord(RecordKind.hello))
     }
   }
-  s.lastPacketWasPathProbe = false
-  if (s.pathChallengePending && s.pathChallenge !== null && end - w.offset >= 9) {
-    encodePathChallenge(w, { type: FrameType.PATH_CHALLENGE, data: s.pathChallenge })
-    s.pathChallengePending = false
-    s.lastPacketWasPathProbe = true
-    ackEliciting = true
-    addRecord(new SentRecord(RecordKind.pathChallenge, null, null, s.pathChallengeId))
-  }
-  if (s.pathResponses !== null) {
-    while (s.pathResponses.length > 0 && end - w.offset >= 9) {
-      encodePathResponse(w, { type: FrameType.PATH_RESPONSE, data: s.pathResponses.shift()! })
+  const path = s.path
+  if (path !== null) {
+    path.probeInLastPacket = false
+    if (path.challengePending && path.challenge !== null && end - w.offset >= 9) {
+      encodePathChallenge(w, { type: FrameType.PATH_CHALLENGE, data: path.challenge })
+      path.challengePending = false
+      path.probeInLastPacket = true
+      ackEliciting = true
+      addRecord(new SentRecord(RecordKind.pathChallenge, null, null, path.challengeId))
+    }
+    while (path.responses.length > 0 && end - w.offset >= 9) {
+      encodePathResponse(w, { type: FrameType.PATH_RESPONSE, data: path.responses.shift()! })
       ackEliciting = true
     }
   }
@@ -255,8 +256,7 @@ const hasControlWork = (s: Session): boolean =>
   s.helloPending ||
   s.pingPending ||
   s.probesPending > 0 ||
-  (s.pathResponses !== null && s.pathResponses.length > 0) ||
-  s.pathChallengePending ||
+  (s.path !== null && (s.path.responses.length > 0 || s.path.challengePending)) ||
   (s.state === 'established' &&
     (s.maxDataPending || s.dataBlockedPending || s.maxStreamDataPending !== null || (s.creditCheckDue && creditDue(s))))
 

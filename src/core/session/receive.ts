@@ -74,8 +74,7 @@ export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
         break
       case FrameType.PATH_CHALLENGE:
         ackEliciting = true
-        if (s.pathResponses === null) s.pathResponses = []
-        if (s.pathResponses.length < 4) s.pathResponses.push(f.data.slice())
+        if (s.pathState().responses.length < 4) s.pathState().responses.push(f.data.slice())
         break
       case FrameType.PATH_RESPONSE:
         ackEliciting = true

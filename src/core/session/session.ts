@@ -142,14 +142,8 @@ export class Session {
   /** Stream ids whose MAX_STREAM_DATA must be (re)sent. */
   maxStreamDataPending: Set<number> | null = null
   dataBlockedPending = false
-  pathResponses: Uint8Array[] | null = null
-  /** Path validation in progress: the challenge we sent (or must send) to a new address. */
-  pathChallenge: Uint8Array | null = null
-  pathChallengePending = false
-  /** Which challenge a sent record refers to (a newer one supersedes it). */
-  pathChallengeId = 0
-  /** The last datagram built carries our PATH_CHALLENGE: the driver sends it to the candidate address. */
-  lastPacketWasPathProbe = false
+  /** Path validation state, created on first use (most sessions never migrate). */
+  path: PathState | null = null
   closeFrame: { errorCode: number; reason: string } | null = null
   closeSendPending = false
   /** Only meaningful while closing or draining. */
@@ -627,17 +621,29 @@ export class Session {
   startPathValidation(): void {
     const data = new Uint8Array(8)
     this.rng.fillBytes(data)
-    this.pathChallenge = data
-    this.pathChallengePending = true
-    this.pathChallengeId++
+    const path = this.pathState()
+    path.challenge = data
+    path.challengePending = true
+    path.challengeId++
   }
 
   /** PATH_RESPONSE: the new address answered our challenge. */
   onPathResponse(data: Uint8Array): void {
-    if (this.pathChallenge === null || !sameBytes(data, this.pathChallenge)) return
-    this.pathChallenge = null
-    this.pathChallengePending = false
+    const path = this.path
+    if (path === null || path.challenge === null || !sameBytes(data, path.challenge)) return
+    path.challenge = null
+    path.challengePending = false
     this.pushEvent({ type: 'path_validated' })
+  }
+
+  pathState(): PathState {
+    if (this.path === null) this.path = new PathState()
+    return this.path
+  }
+
+  /** The last datagram built carries our PATH_CHALLENGE: the driver sends it to the candidate address. */
+  get lastPacketWasPathProbe(): boolean {
+    return this.path !== null && this.path.probeInLastPacket
   }
 
   /** A CRYPTO_HANDSHAKE message (Noise NK). Throws HandshakeError on anything forged. */
@@ -788,8 +794,8 @@ export class Session {
           n++
           break
         case RecordKind.pathChallenge:
-          if (this.pathChallenge !== null && r.msg === null && r.index === this.pathChallengeId) {
-            this.pathChallengePending = true
+          if (this.path !== null && this.path.challenge !== null && r.index === this.path.challengeId) {
+            this.path.challengePending = true
             n++
           }
           break
@@ -950,6 +956,19 @@ const internPeerParams = (params: TransportParams): Required<TransportParams> =>
   const frozen = Object.freeze(resolved)
   if (internedParams.size < 1024) internedParams.set(key, frozen)
   return frozen
+}
+
+/** Path validation (RFC 9000 §8.2): our challenge to a new peer address, and the peer's to us. */
+export class PathState {
+  /** The challenge we sent (or must send) to a candidate address. */
+  challenge: Uint8Array | null = null
+  challengePending = false
+  /** Which challenge a sent record refers to (a newer one supersedes it). */
+  challengeId = 0
+  /** The last datagram built carried our challenge. */
+  probeInLastPacket = false
+  /** PATH_RESPONSE payloads owed to the peer's challenges. */
+  responses: Uint8Array[] = []
 }
 
 export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
