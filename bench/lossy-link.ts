@@ -18,6 +18,7 @@
  * Run alone with `npx tsx bench/lossy-link.ts`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { jsonLines } from '../tools/lossy-link/json-lines.js'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
@@ -130,24 +131,6 @@ const proxyCounters = async (p: Proxy): Promise<ProxyCounters | null> => {
   return { offered: s.up.offered, sent: s.up.sent }
 }
 
-/** The child's stdout as a queue of JSON lines (own buffering: nothing is missed between reads). */
-const jsonLines = (child: ChildProcess) => {
-  const lines: string[] = []
-  const waiters: Array<(line: string) => void> = []
-  let partial = ''
-  child.stdout!.setEncoding('utf8')
-  child.stdout!.on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n')
-    partial = parts.pop()!
-    for (const line of parts) {
-      const w = waiters.shift()
-      if (w) w(line)
-      else lines.push(line)
-    }
-  })
-  return async (): Promise<Record<string, number>> =>
-    JSON.parse(lines.length ? lines.shift()! : await new Promise<string>((resolve) => waiters.push(resolve)))
-}
 
 /** One step: `rate` datagrams/s for STEP_MS into the proxy. */
 const step = async (proxy: Proxy, rate: number, stepMs: number) => {
@@ -157,7 +140,7 @@ const step = async (proxy: Proxy, rate: number, stepMs: number) => {
   const [cmd, rest] = pinned(1, [process.execPath, '--input-type=module', '-e', SENDER, String(proxy.udpPort), String(stepMs), String(PAYLOAD_BYTES), String(rate)])
   const sender = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'inherit'] })
   const senderExit = once(sender, 'exit') // listen now: it may exit before we read its line
-  const senderNext = jsonLines(sender)
+  const senderNext = jsonLines<Record<string, number>>(sender)
   const { sent, skipped, ms } = await senderNext()
   await senderExit
   const cpu1 = cpuSeconds(proxy.child.pid!)
@@ -202,7 +185,7 @@ const throughput = async (cases: Case[], plan: Plan): Promise<CaseResult[]> => {
   const attempt = async (c: Case, st: (typeof state)[number], rate: number, attemptNo: number): Promise<boolean> => {
     const sink = spawn(scmd, srest, { stdio: ['pipe', 'pipe', 'inherit'] })
     const sinkExit = once(sink, 'exit')
-    const sinkNext = jsonLines(sink)
+    const sinkNext = jsonLines<Record<string, number>>(sink)
     const { port: sinkPort } = await sinkNext()
     const proxy = await startProxy(c.args, sinkPort)
     const s = await step(proxy, rate, plan.stepMs)
@@ -323,7 +306,7 @@ setTimeout(() => { clearInterval(iv); late.sort((a, b) => a - b); console.log(JS
 const idleTimerLateness = async () => {
   const [cmd, rest] = pinned(0, [process.execPath, '-e', LAG_PROBE])
   const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'inherit'] })
-  const r = await jsonLines(child)()
+  const r = await jsonLines<Record<string, number>>(child)()
   return { p50Ms: round(r.p50), p99Ms: round(r.p99), maxMs: round(r.max) }
 }
 

@@ -9,6 +9,7 @@
  * ip or nft it reports why it skipped.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { jsonLines } from '../json-lines.js'
 import { once } from 'node:events'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { BenchReport } from '../../../bench/report.js'
@@ -28,23 +29,6 @@ const spawnIn = (ns: string, name: string, args: Array<string | number>): ChildP
     cwd: fileURLToPath(new URL('../../../', import.meta.url)),
   })
 
-/** The child's stdout as a queue of JSON lines. */
-const jsonLines = (child: ChildProcess) => {
-  const lines: string[] = []
-  const waiters: Array<(line: string) => void> = []
-  let partial = ''
-  child.stdout!.setEncoding('utf8')
-  child.stdout!.on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n')
-    partial = parts.pop()!
-    for (const line of parts) {
-      const w = waiters.shift()
-      if (w) w(line)
-      else lines.push(line)
-    }
-  })
-  return async (): Promise<any> => JSON.parse(lines.length ? lines.shift()! : await new Promise<string>((r) => waiters.push(r)))
-}
 
 const summarize = (latencyMs: Array<number | null>) => {
   const got = latencyMs.filter((x): x is number => x !== null).sort((a, b) => a - b)
