@@ -292,12 +292,16 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
 
   private sendDatagram(bytes: Uint8Array, to: UdpAddress): void {
     if (!this.socketOpen) return
-    this.pendingSends++
+    // Completion callbacks cost a JS call per datagram; only shutdown needs to know when
+    // the last datagrams (the CLOSE frames) have left, so only then do we ask for them.
+    const track = this.closing !== undefined
+    if (track) this.pendingSends++
     try {
-      this.socket.send(bytes, to.port, to.address, this.onSent)
+      if (track) this.socket.send(bytes, to.port, to.address, this.onSent)
+      else this.socket.send(bytes, to.port, to.address)
     } catch (err) {
       // Node validates synchronously (a peer with source port 0, say): count it, never crash.
-      this.pendingSends--
+      if (track) this.pendingSends--
       this.stats.sendErrors++
       this.log.warn({ err, to: formatAddress(to) }, 'send refused')
       return
