@@ -1,5 +1,5 @@
 /**
- * Randomness is injected into the core: nothing in src/core calls Math.random().
+ * Randomness is injected into the core, which draws none of its own.
  * Production passes a crypto-backed Rng; tests and the simulator pass a seeded one.
  */
 export interface Rng {

@@ -20,7 +20,8 @@ import { encodeLongHeader, encodeShortHeader, longHeaderLength, shortHeaderLengt
 import { encodeTruncated, packetNumberLength } from '../wire/pn-encoding.js'
 import { Writer } from '../wire/writer.js'
 import { RecordKind, SentRecord } from './sent-record.js'
-import { type Session, sameBytes } from './session.js'
+import { sameBytes } from '../bytes.js'
+import type { Session } from './session.js'
 
 /**
  * One scratch buffer for building packets, shared by every session: packets are built

@@ -6,6 +6,9 @@ import { FrameType } from '../wire/frames/frame-type.js'
 import { decodeFrame } from '../wire/frames/index.js'
 import type { MessageFrame } from '../wire/frames/message.js'
 import type { Reader } from '../wire/reader.js'
+import { onPathResponse, pathState } from './path.js'
+import { onCryptoHandshake } from './security.js'
+import { detectLosses, onRecordAcked } from './recovery.js'
 import type { Session } from './session.js'
 
 /**
@@ -66,7 +69,7 @@ export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
         break
       case FrameType.CRYPTO_HANDSHAKE:
         ackEliciting = true
-        s.onCryptoHandshake(nowMs, f.message)
+        onCryptoHandshake(s, nowMs, f.message)
         break
       case FrameType.MESSAGE:
         ackEliciting = true
@@ -74,11 +77,11 @@ export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
         break
       case FrameType.PATH_CHALLENGE:
         ackEliciting = true
-        if (s.pathState().responses.length < 4) s.pathState().responses.push(f.data.slice())
+        if (pathState(s).responses.length < 4) pathState(s).responses.push(f.data.slice())
         break
       case FrameType.PATH_RESPONSE:
         ackEliciting = true
-        s.onPathResponse(f.data)
+        onPathResponse(s, f.data)
         break
       case FrameType.NEW_TOKEN:
         ackEliciting = true
@@ -148,7 +151,7 @@ const onAck = (s: Session, nowMs: number, f: AckFrame): void => {
     if (p.sentTimeMs > largestAckedSentTimeMs) largestAckedSentTimeMs = p.sentTimeMs
     if (p.largestAckedInAck >= 0) s.ackTracker.onAckAcknowledged(p.largestAckedInAck)
     const records = p.records
-    if (records !== null) for (const r of records) s.onRecordAcked(r)
+    if (records !== null) for (const r of records) onRecordAcked(s, r)
     p.records = null
   }
   if (rttSamplePacket !== undefined && rttSamplePacket.ackEliciting) {
@@ -165,7 +168,7 @@ const onAck = (s: Session, nowMs: number, f: AckFrame): void => {
     bytesInFlight: s.tracker.bytesInFlight,
     rateSample: s.rate.takeSample(nowMs),
   })
-  s.detectLosses(nowMs)
+  detectLosses(s, nowMs)
   if (s.trace !== undefined) {
     s.emitTrace(nowMs, TraceName.metricsUpdated, {
       smoothed_rtt: s.rtt.smoothedRttMs,

@@ -2,6 +2,7 @@ import { createAeadProtection, type AeadProtection } from '../crypto/aead-protec
 import type { CryptoBackend } from '../crypto/backend.js'
 import { HandshakeError } from '../crypto/errors.js'
 import { NoiseClient, NoiseServer, handshakePrologue, trafficSecretsFor, type KeyPair, type SessionKeys } from '../crypto/noise-nk.js'
+import { sameBytes } from '../bytes.js'
 import type { Rng } from '../rng.js'
 import { CID_LENGTH, VERSION_V1 } from '../wire/packet-header.js'
 import { Reader } from '../wire/reader.js'
@@ -143,4 +144,3 @@ const decodeParams = (bytes: Uint8Array): TransportParams => {
   }
 }
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])

@@ -2,30 +2,33 @@ import type { CongestionController } from '../cc/controller.js'
 import { DeliveryRateEstimator } from '../cc/delivery-rate.js'
 import { createCongestionController } from '../cc/index.js'
 import { Pacer } from '../cc/pacer.js'
-import { DecodeError, ErrorCode, PigeonError, ProtocolError, UsageError, errorCodeName } from '../errors.js'
+import { ErrorCode, PigeonError, UsageError, errorCodeName } from '../errors.js'
 import { RecvCredit, SendCredit } from '../flow-control.js'
 import { type PacketProtection, awaitingKeysProtection, checksumProtection, nullProtection } from '../protection.js'
 import { AckTracker } from '../recovery/ack-tracker.js'
 import { RttEstimator } from '../recovery/rtt.js'
-import { SentPacketTracker, type SentPacket } from '../recovery/sent-packets.js'
+import { SentPacketTracker } from '../recovery/sent-packets.js'
 import type { Rng } from '../rng.js'
 import { MessageState, OutboundMessage } from '../streams/outbound-message.js'
 import { REALTIME_MAX_PENDING_BYTES, RecvStream } from '../streams/recv-stream.js'
 import { SendStream } from '../streams/send-stream.js'
 import { StreamKind, isValidStreamKind, streamKindOf } from '../streams/stream-kind.js'
 import { TraceName, type TraceSink } from '../trace.js'
-import { CID_LENGTH, VERSION_V1, decodePacketHeader } from '../wire/packet-header.js'
-import { decodePacketNumber } from '../wire/pn-encoding.js'
+import { CID_LENGTH } from '../wire/packet-header.js'
 import { Reader } from '../wire/reader.js'
-import { type TransportParams, resolveTransportParams } from '../wire/transport-params.js'
+import type { TransportParams } from '../wire/transport-params.js'
 import { buildPacket } from './assemble.js'
 import { type SessionConfig, resolveSessionConfig } from './config.js'
 import { type SessionEvent, type SessionState, type SessionStats, newSessionStats } from './events.js'
-import type { AeadProtection } from '../crypto/aead-protection.js'
-import { formatKeyLog } from '../crypto/key-log.js'
+import { CLOSE_RESEND_INTERVAL_MS, handleDatagram } from './incoming.js'
+import { hibernate, hibernateDeadlineMs } from './idle.js'
+import { PathState, startPathValidation } from './path.js'
+import { internPeerParams } from './peer-params.js'
 import { handleFrames } from './receive.js'
+import { detectLosses, expireMessages, onProbeTimeout, ptoDeadlineMs } from './recovery.js'
 import { type ClientSecurity, SecureHandshake, type ServerSecurity } from './secure-handshake.js'
-import { RecordKind, type SentRecord } from './sent-record.js'
+import { keyUpdateDeadlineMs, updateKeysByTime } from './security.js'
+import type { SentRecord } from './sent-record.js'
 import { MIN_DATAGRAM_BYTES, maxChunkBytes } from './sizing.js'
 
 export interface SessionOptions {
@@ -54,8 +57,6 @@ export interface SendOptions {
   expiresAtMs?: number
 }
 
-/** A closing session repeats its CLOSE at most this often. */
-const CLOSE_RESEND_INTERVAL_MS = 100
 
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
 
@@ -64,8 +65,8 @@ const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padSt
  * and timeouts with the current time, drain datagrams, its next deadline and events.
  * Nothing in here reads a clock, draws randomness of its own, or owns a timer.
  *
- * Fields are public for the sibling modules (assemble.ts, receive.ts) that make up the
- * session; applications use the methods.
+ * Fields are public for the sibling modules that make up the session (incoming.ts,
+ * receive.ts, assemble.ts, recovery.ts, security.ts, path.ts, idle.ts); applications use the methods.
  */
 export class Session {
   readonly role: 'client' | 'server'
@@ -80,7 +81,7 @@ export class Session {
   readonly shortOverheadBytes: number
   /** The encrypted handshake, when the session is secured. */
   readonly handshake: SecureHandshake | null
-  private readonly keyLog: ((lines: string) => void) | undefined
+  readonly keyLog: ((lines: string) => void) | undefined
   readonly localCid: Uint8Array
   readonly remoteCid: Uint8Array
   /** The CID the client first addressed (server accepts Initial packets to it). */
@@ -98,9 +99,9 @@ export class Session {
   readonly rtt: RttEstimator
   readonly tracker: SentPacketTracker<SentRecord>
   readonly ackTracker: AckTracker
-  private ccState: CongestionController | null = null
-  private rateState: DeliveryRateEstimator | null = null
-  private pacerState: Pacer | null = null
+  ccState: CongestionController | null = null
+  rateState: DeliveryRateEstimator | null = null
+  pacerState: Pacer | null = null
   nextPacketNumber = 0
   ptoCount = 0
   probesPending = 0
@@ -178,33 +179,6 @@ export class Session {
     return this.pacerState
   }
 
-  /** Nothing in flight, queued or owed: the session can shed its per-flow state. */
-  isQuiescent(): boolean {
-    if (this.state !== 'established' || this.tracker.ackElicitingInFlight > 0 || this.ackTracker.ackPending) return false
-    if (this.probesPending > 0 || this.pingPending || this.helloPending || (this.events !== null && this.eventHead < this.events.length)) return false
-    for (const stream of this.sendOrder) if (stream.hasWork || stream.liveCount > 0) return false
-    return true
-  }
-
-  /**
-   * Release what an idle session does not need: congestion and pacing state, the record
-   * of ACK-only packets, buffers. Everything is recreated on demand. Returns whether it did.
-   */
-  hibernate(): boolean {
-    if (!this.isQuiescent()) return false
-    this.ccState = null
-    this.rateState = null
-    this.pacerState = null
-    this.pacingBlockedUntilMs = 0
-    for (const p of this.tracker.drain()) p.records = null
-    // Everything received was acknowledged and confirmed (quiescent): keep only the largest.
-    this.ackTracker.received.clear()
-    this.events = null
-    this.eventHead = 0
-    if (this.role === 'server') this.originalDcid = undefined
-    return true
-  }
-
   /** Hex connection id naming this session in traces (computed on first use). */
   get traceId(): string {
     if (this.traceIdCache === undefined) this.traceIdCache = hex(this.localCid)
@@ -212,8 +186,8 @@ export class Session {
   }
 
   /** Pending events (null when none were ever queued or after hibernation). */
-  private events: SessionEvent[] | null = null
-  private eventHead = 0
+  events: SessionEvent[] | null = null
+  eventHead = 0
 
   constructor(opts: SessionOptions) {
     this.role = opts.role
@@ -306,7 +280,7 @@ export class Session {
     if (this.trace !== undefined) {
       this.emitTrace(nowMs, TraceName.messageSent, { stream_id: streamId, seq, length: data.length, fragments: msg.fragCount })
     }
-    if (expiresAtMs <= nowMs) this.expireMessages(nowMs)
+    if (expiresAtMs <= nowMs) expireMessages(this, nowMs)
     return seq
   }
 
@@ -335,125 +309,7 @@ export class Session {
 
   /** One datagram from the peer. `datagram` must not be reused by the caller afterwards. */
   handleDatagram(nowMs: number, datagram: Uint8Array): void {
-    if (this.state === 'closed' || this.state === 'draining') {
-      this.stats.droppedAfterClose++
-      return
-    }
-    if (this.state === 'closing') {
-      // Answer with CLOSE again (the first one may have been lost) — but only to a packet
-      // that authenticates, and at most once per CLOSE_RESEND_INTERVAL_MS, so garbage
-      // cannot make us reflect CLOSE packets at our peer (RFC 9000 §10.2.1).
-      this.stats.droppedAfterClose++
-      if (nowMs >= this.lastCloseResendMs + CLOSE_RESEND_INTERVAL_MS && this.authenticates(datagram)) {
-        this.lastCloseResendMs = nowMs
-        this.closeSendPending = true
-      }
-      return
-    }
-    this.stats.bytesReceived += datagram.length
-    if (!this.addressValidated) this.unvalidatedBytesReceived += datagram.length
-    let offset = 0
-    while (offset < datagram.length && this.isActive()) {
-      let header
-      try {
-        header = decodePacketHeader(datagram, offset)
-      } catch (err) {
-        if (!(err instanceof DecodeError)) throw err
-        this.drop(nowMs, 'malformed_header')
-        return
-      }
-      offset = header.packetEnd
-      if (header.type === 'short') {
-        if (!sameBytes(header.dcid, this.localCid)) {
-          this.drop(nowMs, 'unknown_connection_id')
-          continue
-        }
-      } else if (header.type === 'initial' || header.type === 'handshake') {
-        if (header.version !== VERSION_V1) {
-          this.drop(nowMs, 'unsupported_version')
-          continue
-        }
-        const toUs = sameBytes(header.dcid, this.localCid) || (this.originalDcid !== undefined && sameBytes(header.dcid, this.originalDcid))
-        if (!toUs) {
-          this.drop(nowMs, 'unknown_connection_id')
-          continue
-        }
-      } else if (header.type === 'retry') {
-        // Stateless address validation: resend our Initial with the token, to the CID the
-        // server picked. Only one RETRY is accepted, and only one naming our CID.
-        if (this.role !== 'client' || this.state !== 'connecting' || this.retryToken !== null || !sameBytes(header.dcid, this.localCid) || header.scid.length !== CID_LENGTH) {
-          this.drop(nowMs, 'unexpected_retry')
-          continue
-        }
-        this.retryToken = header.token.slice()
-        this.remoteCid.set(header.scid)
-        this.helloPending = true
-        this.emitTrace(nowMs, 'transport:packet_received', { header: 'retry', token_length: header.token.length })
-        continue
-      } else if (header.type === 'version-negotiation' && this.role === 'client' && this.state === 'connecting') {
-        // Unauthenticated: one that lists our own version was triggered by a corrupted or
-        // forged packet and is ignored (RFC 9000 §6.2).
-        if (header.versions.includes(VERSION_V1)) {
-          this.drop(nowMs, 'version_negotiation_lists_our_version')
-          continue
-        }
-        this.closeWithError(nowMs, ErrorCode.VERSION_MISMATCH, `server speaks ${header.versions.map((v) => v.toString(16)).join(',')}`)
-        return
-      } else {
-        this.drop(nowMs, `unexpected_${header.type}`)
-        continue
-      }
-      let packetNumber: number
-      try {
-        packetNumber = decodePacketNumber({
-          truncated: header.truncatedPn,
-          lengthBytes: header.pnLength,
-          largestReceived: this.ackTracker.largestReceived < 0 ? undefined : this.ackTracker.largestReceived,
-        })
-      } catch (err) {
-        if (!(err instanceof DecodeError)) throw err
-        this.drop(nowMs, 'bad_packet_number')
-        continue
-      }
-      const protection = header.type === 'short' ? this.protection : this.initialProtection
-      const payload = protection.open(datagram.subarray(header.packetStart, header.packetEnd), {
-        headerLength: header.headerLength,
-        packetNumber,
-      })
-      if (payload === null) {
-        this.stats.droppedUndecryptable++
-        this.drop(nowMs, 'integrity_check_failed', false)
-        continue
-      }
-      if (this.ackTracker.isDuplicate(packetNumber)) {
-        this.stats.droppedDuplicate++
-        this.drop(nowMs, 'duplicate', false)
-        continue
-      }
-      if (header.type === 'initial' && this.role === 'client' && this.state === 'connecting' && header.scid.length === CID_LENGTH) {
-        // Only an authenticated packet may tell us the server's connection id.
-        this.remoteCid.set(header.scid)
-      }
-      this.onPacket(nowMs, packetNumber, payload, header.type === 'short', datagram.length)
-    }
-  }
-
-  /** Whether the first packet of `datagram` passes this session's packet protection. */
-  private authenticates(datagram: Uint8Array): boolean {
-    try {
-      const header = decodePacketHeader(datagram, 0)
-      if (header.type !== 'short' && header.type !== 'initial' && header.type !== 'handshake') return false
-      const packetNumber = decodePacketNumber({
-        truncated: header.truncatedPn,
-        lengthBytes: header.pnLength,
-        largestReceived: this.ackTracker.largestReceived < 0 ? undefined : this.ackTracker.largestReceived,
-      })
-      const protection = header.type === 'short' ? this.protection : this.initialProtection
-      return protection.open(datagram.slice(header.packetStart, header.packetEnd), { headerLength: header.headerLength, packetNumber }) !== null
-    } catch (err) {
-      if (err instanceof DecodeError) return false
-      throw err
-    }
+    handleDatagram(this, nowMs, datagram)
   }
 
   /** Call when `nowMs >= pollTimeout()`. */
@@ -473,48 +329,16 @@ export class Session {
       this.onDeadLink(nowMs)
       return
     }
-    if (this.tracker.lossTimeMs <= nowMs) this.detectLosses(nowMs)
-    else if (this.ptoDeadlineMs() <= nowMs) this.onProbeTimeout(nowMs)
+    if (this.tracker.lossTimeMs <= nowMs) detectLosses(this, nowMs)
+    else if (ptoDeadlineMs(this) <= nowMs) onProbeTimeout(this, nowMs)
     if (!this.isActive()) return
     const keepAlive = this.config.keepAliveIntervalMs
     if (keepAlive > 0 && this.state === 'established' && nowMs >= this.lastSentAckElicitingMs + keepAlive) this.pingPending = true
-    if (this.nextExpiryMs <= nowMs) this.expireMessages(nowMs)
+    if (this.nextExpiryMs <= nowMs) expireMessages(this, nowMs)
     if (this.pacingBlockedUntilMs <= nowMs) this.pacingBlockedUntilMs = 0
-    if (this.keyUpdateDeadlineMs() <= nowMs) this.updateKeysByTime(nowMs)
-    const hibernateAt = this.hibernateDeadlineMs()
-    if (hibernateAt <= nowMs) this.hibernate()
-  }
-
-  /** When the keys are old enough to be replaced (Infinity: no time-based key update). */
-  private keyUpdateDeadlineMs(): number {
-    const afterMs = this.handshake?.security.keyUpdateAfterMs ?? 0
-    if (afterMs <= 0 || this.state !== 'established' || this.protection === awaitingKeysProtection) return Infinity
-    return this.keysSinceMs + afterMs
-  }
-
-  private updateKeysByTime(nowMs: number): void {
-    const aead = this.protection as Partial<AeadProtection>
-    if (aead.canUpdateKeys === true && aead.keyUpdate !== undefined) {
-      aead.keyUpdate()
-      this.emitTrace(nowMs, 'security:key_updated', { trigger: 'time', generation: aead.sendGeneration })
-      this.keysSinceMs = nowMs
-    } else {
-      // The peer has not caught up with our last update yet: try again a little later.
-      this.keysSinceMs += Math.min(this.rtt.smoothedRttMs, 1000)
-    }
-    // Make sure something goes out under the new keys so the peer follows.
-    this.pingPending = true
-  }
-
-  /** When a quiet session sheds its per-flow state (Infinity: not now). */
-  private hibernateDeadlineMs(): number {
-    const after = this.config.hibernateAfterMs
-    if (after <= 0 || this.isHibernated() || !this.isQuiescent()) return Infinity
-    return Math.max(this.lastReceivedMs, this.lastSentMs) + after
-  }
-
-  isHibernated(): boolean {
-    return this.ccState === null && this.rateState === null && this.pacerState === null && this.tracker.outstandingCount === 0
+    if (keyUpdateDeadlineMs(this) <= nowMs) updateKeysByTime(this, nowMs)
+    const hibernateAt = hibernateDeadlineMs(this)
+    if (hibernateAt <= nowMs) hibernate(this)
   }
 
   /** The next datagram to send, or undefined when there is nothing to send right now. */
@@ -534,7 +358,7 @@ export class Session {
     if (this.state === 'closing' || this.state === 'draining') return this.closeDeadlineMs
     let t = this.lastReceivedMs + this.idleTimeoutMs
     if (this.ackTracker.ackPending && this.ackTracker.ackDeadlineMs < t) t = this.ackTracker.ackDeadlineMs
-    const recovery = this.tracker.lossTimeMs !== Infinity ? this.tracker.lossTimeMs : this.ptoDeadlineMs()
+    const recovery = this.tracker.lossTimeMs !== Infinity ? this.tracker.lossTimeMs : ptoDeadlineMs(this)
     if (recovery < t) t = recovery
     const deadLink = this.deadLinkDeadlineMs()
     if (deadLink < t) t = deadLink
@@ -544,9 +368,9 @@ export class Session {
     }
     if (this.pacingBlockedUntilMs > 0 && this.pacingBlockedUntilMs < t) t = this.pacingBlockedUntilMs
     if (this.nextExpiryMs < t) t = this.nextExpiryMs
-    const hibernateAt = this.hibernateDeadlineMs()
+    const hibernateAt = hibernateDeadlineMs(this)
     if (hibernateAt < t) t = hibernateAt
-    const rekeyAt = this.keyUpdateDeadlineMs()
+    const rekeyAt = keyUpdateDeadlineMs(this)
     if (rekeyAt < t) t = rekeyAt
     return t
   }
@@ -564,7 +388,7 @@ export class Session {
 
   // ---------------------------------------------------------------- internals
 
-  private onPacket(nowMs: number, packetNumber: number, payload: Uint8Array, isShort: boolean, datagramBytes: number): void {
+  onPacket(nowMs: number, packetNumber: number, payload: Uint8Array, isShort: boolean, datagramBytes: number): void {
     let ackEliciting: boolean
     try {
       ackEliciting = handleFrames(this, nowMs, new Reader(payload))
@@ -614,71 +438,14 @@ export class Session {
     }
   }
 
-  /**
-   * The peer seems to have moved: challenge the new address before sending there
-   * (RFC 9000 §8.2), so a spoofed source address cannot redirect our traffic.
-   */
-  startPathValidation(): void {
-    const data = new Uint8Array(8)
-    this.rng.fillBytes(data)
-    const path = this.pathState()
-    path.challenge = data
-    path.challengePending = true
-    path.challengeId++
-  }
-
-  /** PATH_RESPONSE: the new address answered our challenge. */
-  onPathResponse(data: Uint8Array): void {
-    const path = this.path
-    if (path === null || path.challenge === null || !sameBytes(data, path.challenge)) return
-    path.challenge = null
-    path.challengePending = false
-    this.pushEvent({ type: 'path_validated' })
-  }
-
-  pathState(): PathState {
-    if (this.path === null) this.path = new PathState()
-    return this.path
-  }
-
   /** The last datagram built carries our PATH_CHALLENGE: the driver sends it to the candidate address. */
   get lastPacketWasPathProbe(): boolean {
     return this.path !== null && this.path.probeInLastPacket
   }
 
-  /** A CRYPTO_HANDSHAKE message (Noise NK). Throws HandshakeError on anything forged. */
-  onCryptoHandshake(nowMs: number, message: Uint8Array): void {
-    const hs = this.handshake
-    if (hs === null) throw new ProtocolError(ErrorCode.PROTOCOL_VIOLATION, 'CRYPTO_HANDSHAKE on an unencrypted session')
-    if (this.role === 'server') {
-      if (this.originalDcid === undefined) return // established long ago: a stale repeat
-      const outcome = hs.onMessage1({
-        message,
-        originalDcid: this.originalDcid,
-        clientScid: this.remoteCid,
-        serverCid: this.localCid,
-        params: this.localParams(),
-      })
-      if (outcome !== undefined) {
-        this.applyPeerParams(outcome.peerParams)
-        this.protection = outcome.protection
-        this.keysSinceMs = nowMs
-        this.keyLog?.(formatKeyLog({ keys: outcome.keys }))
-        this.emitTrace(nowMs, 'security:key_updated', { key_type: 'server_1rtt_secret', generation: 0 })
-      }
-      if (!this.helloAcked) this.helloPending = true
-      return
-    }
-    if (this.state !== 'connecting') return
-    const outcome = hs.onMessage2({ message, serverCid: this.remoteCid })
-    this.protection = outcome.protection
-    this.keysSinceMs = nowMs
-    this.keyLog?.(formatKeyLog({ keys: outcome.keys }))
-    this.applyPeerParams(outcome.peerParams)
-    this.emitTrace(nowMs, 'security:key_updated', { key_type: 'client_1rtt_secret', generation: 0 })
-    this.onEstablished(nowMs)
-    // Confirm with an ack-eliciting short-header packet, probed until acknowledged.
-    this.pingPending = true
+  /** The peer seems to have moved: challenge its new address (see path.ts). */
+  startPathValidation(): void {
+    startPathValidation(this)
   }
 
   onEstablished(nowMs: number): void {
@@ -708,44 +475,6 @@ export class Session {
     return s
   }
 
-  ptoDeadlineMs(): number {
-    if (this.tracker.ackElicitingInFlight === 0) return Infinity
-    const base = this.rtt.probeTimeoutMs(this.config.granularityMs) * this.config.ptoBackoff ** this.ptoCount
-    return this.tracker.lastAckElicitingSentMs + Math.min(base, this.config.maxPtoMs)
-  }
-
-  persistentCongestionMs(): number {
-    return 3 * this.rtt.probeTimeoutMs(this.config.granularityMs)
-  }
-
-  /** Run time/packet-threshold loss detection and react to what was lost. */
-  detectLosses(nowMs: number): void {
-    const { lost, persistentCongestion } = this.tracker.detectLosses(
-      nowMs,
-      this.rtt.lossDelayMs(this.config.granularityMs),
-      this.persistentCongestionMs(),
-    )
-    if (lost.length === 0) return
-    let lostBytes = 0
-    let largestLostSentTimeMs = 0
-    for (const p of lost) {
-      lostBytes += p.sizeBytes
-      if (p.sentTimeMs > largestLostSentTimeMs) largestLostSentTimeMs = p.sentTimeMs
-      this.stats.packetsLost++
-      if (this.trace !== undefined) {
-        const trigger = p.packetNumber <= this.tracker.largestAcked - this.config.packetThreshold ? 'reordering_threshold' : 'time_threshold'
-        this.emitTrace(nowMs, TraceName.packetLost, { packet_number: p.packetNumber, size: p.sizeBytes, trigger })
-      }
-      this.requeueRecords(nowMs, p, false)
-    }
-    this.cc.onLoss(nowMs, {
-      lostBytes,
-      largestLostSentTimeMs,
-      persistentCongestion: persistentCongestion && this.rtt.hasSample,
-      bytesInFlight: this.tracker.bytesInFlight,
-    })
-  }
-
   /** While ack-eliciting data is outstanding, silence this long means the link is dead. */
   private deadLinkDeadlineMs(): number {
     return this.tracker.ackElicitingInFlight > 0 ? this.lastReceivedMs + this.config.deadLinkTimeoutMs : Infinity
@@ -755,102 +484,6 @@ export class Session {
     const silentMs = nowMs - this.lastReceivedMs
     this.pushEvent({ type: 'dead_link', silentMs })
     this.closeWithError(nowMs, ErrorCode.DEAD_LINK, `nothing heard for ${Math.round(silentMs)} ms`)
-  }
-
-  private onProbeTimeout(nowMs: number): void {
-    this.ptoCount++
-    this.probesPending = 2
-    let requeued = 0
-    for (const p of this.tracker.oldestAckEliciting(2)) requeued += this.requeueRecords(nowMs, p, true)
-    if (requeued === 0) this.pingPending = true
-    if (this.trace !== undefined) this.emitTrace(nowMs, 'recovery:loss_timer_updated', { event_type: 'expired', pto_count: this.ptoCount })
-  }
-
-  /** Put back what a lost (or probed) packet carried; returns how many items were requeued. */
-  requeueRecords(nowMs: number, p: SentPacket<SentRecord>, isProbe: boolean): number {
-    const records = p.records
-    if (records === null) return 0
-    let n = 0
-    for (const r of records) {
-      switch (r.kind) {
-        case RecordKind.fragment: {
-          const msg = r.msg!
-          if (msg.state !== MessageState.live || nowMs >= msg.expiresAtMs) break
-          const small = msg.fragLength(r.index) <= this.config.duplicateRetransmitMaxBytes && !isProbe
-          if (r.stream!.requeue(msg, r.index, small ? 2 : 1)) n++
-          break
-        }
-        case RecordKind.maxData:
-          this.maxDataPending = true
-          n++
-          break
-        case RecordKind.maxStreamData:
-          if (this.maxStreamDataPending === null) this.maxStreamDataPending = new Set()
-          this.maxStreamDataPending.add(r.index)
-          n++
-          break
-        case RecordKind.abandon:
-          r.stream!.abandons.push({ seq: r.seq, flowCost: r.cost })
-          n++
-          break
-        case RecordKind.pathChallenge:
-          if (this.path !== null && this.path.challenge !== null && r.index === this.path.challengeId) {
-            this.path.challengePending = true
-            n++
-          }
-          break
-        case RecordKind.hello:
-          if (!this.helloAcked) {
-            this.helloPending = true
-            n++
-          }
-          break
-        default:
-          break
-      }
-    }
-    return n
-  }
-
-  /** Fragment acknowledged: complete messages are reported and released. */
-  onRecordAcked(r: SentRecord): void {
-    if (r.kind === RecordKind.hello) {
-      this.helloAcked = true
-      return
-    }
-    if (r.kind !== RecordKind.fragment) return
-    const msg = r.msg!
-    if (msg.state !== MessageState.live || !msg.markAcked(r.index) || !msg.isComplete) return
-    msg.state = MessageState.acked
-    this.sendBufferBytes -= msg.msgLength
-    msg.release()
-    r.stream!.pruneLive()
-    this.stats.messagesAcked++
-    this.pushEvent({ type: 'message_acked', streamId: msg.streamId, seq: msg.seq })
-  }
-
-  /** Abandon every live message past its expiry; recompute the next expiry. */
-  expireMessages(nowMs: number): void {
-    let next = Infinity
-    for (const stream of this.sendOrder) {
-      if (stream.liveCount === 0) continue
-      for (const msg of stream.liveMessages()) {
-        if (msg.state !== MessageState.live) continue
-        if (msg.expiresAtMs > nowMs) {
-          if (msg.expiresAtMs < next) next = msg.expiresAtMs
-          continue
-        }
-        msg.state = MessageState.abandoned
-        this.sendBufferBytes -= msg.msgLength
-        msg.release()
-        this.stats.messagesExpired++
-        if (stream.credit !== null) stream.abandons.push({ seq: msg.seq, flowCost: msg.chargedBytes })
-        this.pushEvent({ type: 'message_expired', streamId: msg.streamId, seq: msg.seq })
-        if (this.trace !== undefined) this.emitTrace(nowMs, TraceName.messageExpired, { stream_id: msg.streamId, seq: msg.seq })
-      }
-      stream.pruneLive()
-    }
-    this.nextExpiryMs = next
   }
 
   /** Deliver a message to the application. */
@@ -942,39 +575,3 @@ export class Session {
     }
   }
 }
-
-/**
- * Peers almost always send identical transport parameters, so sessions share one frozen
- * object per distinct set (bounded: past 1024 distinct sets, new ones are not cached).
- */
-const internedParams = new Map<string, Required<TransportParams>>()
-const internPeerParams = (params: TransportParams): Required<TransportParams> => {
-  const resolved = resolveTransportParams(params)
-  const key = Object.values(resolved).join(',')
-  const known = internedParams.get(key)
-  if (known !== undefined) return known
-  const frozen = Object.freeze(resolved)
-  if (internedParams.size < 1024) internedParams.set(key, frozen)
-  return frozen
-}
-
-/** Path validation (RFC 9000 §8.2): our challenge to a new peer address, and the peer's to us. */
-export class PathState {
-  /** The challenge we sent (or must send) to a candidate address. */
-  challenge: Uint8Array | null = null
-  challengePending = false
-  /** Which challenge a sent record refers to (a newer one supersedes it). */
-  challengeId = 0
-  /** The last datagram built carried our challenge. */
-  probeInLastPacket = false
-  /** PATH_RESPONSE payloads owed to the peer's challenges. */
-  responses: Uint8Array[] = []
-}
-
-export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-export const streamKindName = (streamId: number): string => ['ordered', 'unordered', 'realtime', 'reserved'][streamKindOf(streamId)]
