@@ -4,6 +4,7 @@
  * therefore the shared models. Bounds are 4.5 sigma; failures print the seed.
  */
 import t from 'tap'
+import { batchMeansSigma } from '../sim/helpers.js'
 import { binomialSigma, drive, meanSd, quantile, within } from './helpers.js'
 
 const dropRuns = (flags: boolean[], value: boolean): number[] => {
@@ -17,18 +18,6 @@ const dropRuns = (flags: boolean[], value: boolean): number[] => {
     }
   }
   return runs
-}
-
-/** Sigma of the mean of a correlated 0/1 series, by batch means. */
-const batchSigma = (xs: number[], batches = 100): number => {
-  const size = Math.floor(xs.length / batches)
-  const means: number[] = []
-  for (let b = 0; b < batches; b++) {
-    let s = 0
-    for (let i = b * size; i < (b + 1) * size; i++) s += xs[i]
-    means.push(s / size)
-  }
-  return meanSd(means).sd / Math.sqrt(batches)
 }
 
 t.test('Bernoulli loss "5%": rate within bounds, counted as loss', async (t) => {
@@ -51,7 +40,7 @@ t.test('Gilbert-Elliott: loss rate, burst lengths and gaps', async (t) => {
   const lostFlags = offered.map((o) => o.dropped === 'loss')
   const series: number[] = lostFlags.map((f) => (f ? 1 : 0))
   const rate = series.reduce((a, b) => a + b, 0) / n
-  within(t, { observed: rate, expected: p / (p + r), sigma: batchSigma(series), what: 'GE loss rate p/(p+r)', seed })
+  within(t, { observed: rate, expected: p / (p + r), sigma: batchMeansSigma(series), what: 'GE loss rate p/(p+r)', seed })
   const bursts = dropRuns(lostFlags, true)
   const b = meanSd(bursts)
   t.ok(bursts.length > 500, `enough bursts (${bursts.length})`)
@@ -80,7 +69,7 @@ t.test('4-state Markov (netem "loss state"): long-run loss rate', async (t) => {
   }
   const series: number[] = offered.map((o) => (o.dropped === 'loss' ? 1 : 0))
   const rate = series.reduce((x, y) => x + y, 0) / n
-  within(t, { observed: rate, expected: pi[2] + pi[3], sigma: batchSigma(series), what: 'markov4 loss rate pi3 + pi4', seed })
+  within(t, { observed: rate, expected: pi[2] + pi[3], sigma: batchMeansSigma(series), what: 'markov4 loss rate pi3 + pi4', seed })
 })
 
 const delays = (raw: unknown, seed: number, n = 20_000) => {
