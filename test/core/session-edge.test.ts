@@ -384,13 +384,7 @@ t.test('NAT rebinding mid-session: the server follows the new address', async (t
 t.test('a replayed old packet from another address does not hijack the session', async (t) => {
   const seed = 17
   const pair = connected(seed)
-  const captured: Uint8Array[] = []
-  const poll = pair.client.pollTransmit.bind(pair.client)
-  pair.client.pollTransmit = (nowMs: number) => {
-    const out = poll(nowMs)
-    if (out !== undefined) captured.push(out.bytes.slice())
-    return out
-  }
+  const captured = pair.captureClientDatagrams()
   // Traffic both ways, so the server's ACKs ride on acknowledged packets and it prunes its ACK ranges.
   for (let i = 0; i < 10; i++) {
     pair.clientSend(0, enc(`a${i}`))

@@ -38,15 +38,8 @@ t.test('a client pinning another key refuses the server (man in the middle)', as
 
 t.test('tampered and replayed short-header packets are dropped and counted', async (t) => {
   const pair = new SimPair({ seed: 6, up: { delay: { baseMs: 10 } }, down: { delay: { baseMs: 10 } }, secure: { serverKeyPair } })
-  const captured: Uint8Array[] = []
-  pair.net.onEvent = undefined
   t.ok(pair.connect())
-  const origSend = pair.client.pollTransmit.bind(pair.client)
-  pair.client.pollTransmit = (now: number) => {
-    const out = origSend(now)
-    if (out !== undefined) captured.push(out.bytes.slice())
-    return out
-  }
+  const captured = pair.captureClientDatagrams()
   pair.clientSend(0, enc('hello'))
   pair.net.runUntil({ untilMs: pair.net.nowMs + 1000, predicate: () => pair.atServer.length === 1 })
   const server = pair.serverSession!
@@ -83,13 +76,7 @@ t.test('migration: a NAT rebinding is followed after path validation; a spoofed 
   const link = { delay: { baseMs: 10 } }
   const pair = new SimPair({ seed: 9, up: link, down: link, secure: { serverKeyPair } })
   t.ok(pair.connect())
-  const captured: Uint8Array[] = []
-  const pollClient = pair.client.pollTransmit.bind(pair.client)
-  pair.client.pollTransmit = (now: number) => {
-    const out = pollClient(now)
-    if (out !== undefined) captured.push(out.bytes.slice())
-    return out
-  }
+  const captured = pair.captureClientDatagrams()
   pair.clientSend(0, enc('before'))
   pair.net.runUntil({ untilMs: pair.net.nowMs + 500, predicate: () => pair.atClient.length === 0 && pair.atServer.length === 1 })
 
@@ -138,13 +125,7 @@ t.test('retry: stateless address validation before any session state', async (t)
   }
   // A token minted for one address is useless from another, and forged tokens are refused.
   const pair = new SimPair({ seed: 11, up: { delay: { baseMs: 10 } }, down: { delay: { baseMs: 10 } }, retry: { key } })
-  const captured: Uint8Array[] = []
-  const poll = pair.client.pollTransmit.bind(pair.client)
-  pair.client.pollTransmit = (now: number) => {
-    const out = poll(now)
-    if (out !== undefined) captured.push(out.bytes.slice())
-    return out
-  }
+  const captured = pair.captureClientDatagrams()
   t.ok(pair.connect())
   const withToken = captured.filter((b) => (b[0] & 0xf0) === 0xc0)[1]
   const accepted = pair.server.stats.sessionsAccepted

@@ -78,6 +78,18 @@ export class SimPair {
     if (e.event.type === 'message') this.atClient.push({ atMs, streamId: e.event.streamId, seq: e.event.seq, data: e.event.data })
   }
 
+  /** From now on, keep a copy of every datagram the client sends (for replay / tamper tests). */
+  captureClientDatagrams(): Uint8Array[] {
+    const captured: Uint8Array[] = []
+    const poll = this.client.pollTransmit.bind(this.client)
+    this.client.pollTransmit = (nowMs: number) => {
+      const out = poll(nowMs)
+      if (out !== undefined) captured.push(out.bytes.slice())
+      return out
+    }
+    return captured
+  }
+
   /** Run until the client is connected (or fail after limitMs of virtual time). */
   connect(limitMs = 60_000): boolean {
     return this.net.runUntil({ untilMs: this.net.nowMs + limitMs, predicate: () => this.clientSession.isEstablished && this.serverSession?.isEstablished === true })
