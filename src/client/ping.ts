@@ -16,7 +16,8 @@ const HELP = `Usage: npm run ping -- [options]
   --port PORT        server UDP port (env PIGEON_PORT; default 7700)
   --count N          messages to send (default 10)
   --size BYTES       message size, at least 8 (default 56)
-  --stream ID        stream id (default 0: ordered)
+  --stream ID        stream id (default 4: ordered; stream 0 carries login and
+                     chat, the server echoes the other streams)
   --interval-ms MS   pause between messages (default 200)
   --timeout-ms MS    give up when the server is silent this long (default 5000)
   --server-key HEX   the server's public key to pin (env PIGEON_SERVER_KEY; default:
@@ -70,7 +71,7 @@ const parseSettings = (argv: string[]): Settings | 'help' => {
     port: int('port', v.port ?? process.env.PIGEON_PORT, 7700, 1, 65_535),
     count: int('count', v.count, 10, 1, 1_000_000),
     sizeBytes: int('size', v.size, 56, 8, 1 << 20),
-    streamId: int('stream', v.stream, 0, 0, 63),
+    streamId: int('stream', v.stream, 4, 1, 63),
     intervalMs: int('interval-ms', v['interval-ms'], 200, 0, 3_600_000),
     timeoutMs: int('timeout-ms', v['timeout-ms'], 5000, 1, 3_600_000),
     serverPublicKey: v.insecure === true ? undefined : serverKey(v['server-key'] ?? process.env.PIGEON_SERVER_KEY),

@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises'
-import { type LoginMessage, decodeLoginMessage, encodeLoginMessage, isLoginMessage } from '../server/accounts/login-messages.js'
+import { type LoginMessage, decodeLoginMessage, encodeLoginMessage, isLoginMessage } from '../protocol/login-messages.js'
 import { EventEmitter } from 'node:events'
 import type { EndpointEvent, EndpointStats } from '../core/endpoint.js'
 import { ErrorCode, errorCodeName } from '../core/errors.js'

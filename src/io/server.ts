@@ -69,13 +69,13 @@ export const startEchoServer = async (opts: EchoServerOptions): Promise<EchoServ
       log.debug({ err, session: session.traceId, echoFailures }, 'echo not queued')
     }
   }
-  const auth = opts.accounts === undefined ? undefined : new SessionAuthenticator({ service: opts.accounts, endpoint, log })
+  const auth = opts.accounts === undefined ? undefined : new SessionAuthenticator({ service: opts.accounts, io: endpoint, log })
   endpoint.on('event', (e: EndpointEvent<UdpAddress>) => {
     const ev = e.event
     switch (ev.type) {
       case 'message':
         if (auth === undefined) echo(e.session, ev.streamId, ev.data)
-        else auth.onMessage(e.session, e.address, ev.streamId, ev.data, echo)
+        else auth.onMessage(e.session, e.address.address, ev.streamId, ev.data, echo)
         break
       case 'accepted':
         log.info({ session: e.session.traceId, peer: formatAddress(e.address) }, 'session accepted')

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { StoreError, isValidUsername } from '../store/account-store.js'
 import { DEFAULT_DATA_DIR, SqliteAccountStore } from '../store/sqlite-account-store.js'
+import { SQLITE_MIGRATIONS } from '../store/sqlite-message-store.js'
 import { hashPassword } from './accounts/password.js'
 
 export const EXIT_OK = 0
@@ -82,7 +83,8 @@ export const runAdmin = async (argv: string[], io: AdminIo): Promise<number> => 
   const dataDir = values['data-dir'] ?? io.env.PIGEON_DATA_DIR ?? DEFAULT_DATA_DIR
   let store: SqliteAccountStore | undefined
   try {
-    store = new SqliteAccountStore({ dataDir })
+    // The full schema: the server's messaging tables live in the same file.
+    store = new SqliteAccountStore({ dataDir, migrations: SQLITE_MIGRATIONS })
     const name = args[0]
     switch (command) {
       case 'add-user': {

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { SqliteAccountStore } from '../../src/store/sqlite-account-store.js'
+import { SQLITE_MIGRATIONS } from '../../src/store/sqlite-message-store.js'
 import { LoginService } from '../../src/server/accounts/login.js'
 import { verifyPassword } from '../../src/server/accounts/password.js'
 import { SessionTokens, loadOrCreateTokenSecret } from '../../src/server/accounts/tokens.js'
@@ -42,7 +43,7 @@ t.test('add-user, list-users, passwd, kick over a real data directory', async (t
   t.match(r.stderr, /invalid username/)
 
   // Log alice in from "the server" (same data dir, another connection).
-  const store = new SqliteAccountStore({ dataDir })
+  const store = new SqliteAccountStore({ dataDir, migrations: SQLITE_MIGRATIONS })
   t.teardown(() => store.close())
   const tokens = new SessionTokens({ store, secret: loadOrCreateTokenSecret(dataDir) })
   const service = new LoginService({ store, tokens })

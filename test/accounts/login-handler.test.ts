@@ -2,7 +2,7 @@ import t from 'tap'
 import { MemoryAccountStore } from '../../src/store/memory-account-store.js'
 import { LoginService } from '../../src/server/accounts/login.js'
 import { handleLoginMessage, type SessionAuth } from '../../src/server/accounts/login-handler.js'
-import { decodeLoginMessage, encodeLoginMessage, type LoginMessage } from '../../src/server/accounts/login-messages.js'
+import { decodeLoginMessage, encodeLoginMessage, type LoginMessage } from '../../src/protocol/login-messages.js'
 import { hashPassword } from '../../src/server/accounts/password.js'
 import { SessionTokens } from '../../src/server/accounts/tokens.js'
 

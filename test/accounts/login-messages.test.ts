@@ -8,11 +8,10 @@ import {
   decodeLoginMessage,
   encodeLoginMessage,
   isLoginMessage,
-  loginReply,
-  resumeReply,
+  type AuthFailureCode,
   type LoginMessage,
-} from '../../src/server/accounts/login-messages.js'
-import type { AuthFailureCode } from '../../src/server/accounts/login.js'
+} from '../../src/protocol/login-messages.js'
+import { loginReply, resumeReply } from '../../src/server/accounts/login-handler.js'
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'))

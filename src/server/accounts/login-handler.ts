@@ -5,8 +5,8 @@
  * LOGIN / REGISTER / RESUME before authentication, only LOGOUT after it.
  */
 import { DecodeError } from '../../core/errors.js'
-import type { AuthFailureCode, LoginService } from './login.js'
-import { decodeLoginMessage, encodeLoginMessage, loginReply, resumeReply, type LoginMessage } from './login-messages.js'
+import { decodeLoginMessage, encodeLoginMessage, type LoginMessage } from '../../protocol/login-messages.js'
+import type { AuthFailure, AuthFailureCode, LoginOk, LoginService, ResumeOk } from './login.js'
 
 /** What a session remembers once authenticated. */
 export interface SessionAuth {
@@ -77,3 +77,16 @@ export const handleLoginMessage = async (args: {
     return failed('INTERNAL_ERROR', err)
   }
 }
+
+/** The server's reply to a LOGIN or REGISTER. */
+export const loginReply = (result: LoginOk | AuthFailure): LoginMessage =>
+  result.ok
+    ? { type: 'LOGIN_OK', userId: result.userId, deviceId: result.deviceId, expiresAtMs: result.expiresAtMs, token: result.token }
+    : failureReply(result)
+
+/** The server's reply to a RESUME. */
+export const resumeReply = (result: ResumeOk | AuthFailure): LoginMessage =>
+  result.ok ? { type: 'RESUME_OK', userId: result.userId, deviceId: result.deviceId, expiresAtMs: result.expiresAtMs } : failureReply(result)
+
+const failureReply = (f: AuthFailure): LoginMessage =>
+  f.retryAfterMs === undefined ? { type: 'LOGIN_FAILED', code: f.code } : { type: 'LOGIN_FAILED', code: f.code, retryAfterMs: f.retryAfterMs }

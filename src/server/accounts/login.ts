@@ -5,25 +5,14 @@
  * password both answer WRONG_CREDENTIALS after the same scrypt work (a dummy hash).
  */
 import { randomBytes } from 'node:crypto'
+import type { AuthFailureCode } from '../../protocol/login-messages.js'
 import { StoreError, isValidDeviceName, isValidUsername, type AccountStore } from '../../store/account-store.js'
 import { DEFAULT_SCRYPT_PARAMS, PASSWORD_MAX_BYTES, hashPassword, verifyPassword, type ScryptParams } from './password.js'
 import { TokenBucketLimiter, addressKey, type TokenBucketOptions } from './rate-limit.js'
 import { TokenError, type SessionTokens, type TokenClaims } from './tokens.js'
 
-/** Every failure the login family can answer; the wire codes are in login-messages.ts. */
-export type AuthFailureCode =
-  | 'WRONG_CREDENTIALS'
-  | 'RATE_LIMITED'
-  | 'INVALID_REQUEST'
-  | 'TOKEN_INVALID'
-  | 'TOKEN_EXPIRED'
-  | 'TOKEN_REVOKED'
-  | 'REGISTRATION_CLOSED'
-  | 'USER_EXISTS'
-  | 'INVALID_USERNAME'
-  | 'WEAK_PASSWORD'
-  | 'TOO_MANY_DEVICES'
-  | 'INTERNAL_ERROR'
+/** Every failure the login family can answer; the type and its wire codes live in the protocol module. */
+export type { AuthFailureCode }
 
 export interface AuthFailure {
   ok: false

@@ -3,12 +3,12 @@
  * control stream 0 after the secure handshake. See protocol-spec/login.md for the byte
  * layout and test vectors. A message is a type byte then its fields: integers as QUIC
  * varints, strings and byte strings as a varint length then the bytes (UTF-8 for
- * strings). Types 0x01-0x0f are reserved for this family on stream 0.
+ * strings). Types 0x01-0x0f are reserved for this family on stream 0 (the messaging
+ * family, chat-codec.ts, has 0x10-0x3f). Shared by client and server: no server imports.
  */
-import { DecodeError } from '../../core/errors.js'
-import { Reader } from '../../core/wire/reader.js'
-import { Writer } from '../../core/wire/writer.js'
-import type { AuthFailure, AuthFailureCode, LoginOk, ResumeOk } from './login.js'
+import { DecodeError } from '../core/errors.js'
+import { Reader } from '../core/wire/reader.js'
+import { Writer } from '../core/wire/writer.js'
 
 export const LoginMessageType = {
   LOGIN: 0x01,
@@ -32,6 +32,21 @@ export const MAX_USERNAME_BYTES = 64
 export const MAX_PASSWORD_BYTES = 1024
 export const MAX_DEVICE_NAME_BYTES = 64
 export const MAX_TOKEN_BYTES = 255
+
+/** Every failure the login family can answer (the server's LoginService produces them). */
+export type AuthFailureCode =
+  | 'WRONG_CREDENTIALS'
+  | 'RATE_LIMITED'
+  | 'INVALID_REQUEST'
+  | 'TOKEN_INVALID'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_REVOKED'
+  | 'REGISTRATION_CLOSED'
+  | 'USER_EXISTS'
+  | 'INVALID_USERNAME'
+  | 'WEAK_PASSWORD'
+  | 'TOO_MANY_DEVICES'
+  | 'INTERNAL_ERROR'
 
 export const AuthFailureWireCode: Record<AuthFailureCode, number> = {
   WRONG_CREDENTIALS: 0x01,
@@ -190,16 +205,3 @@ export const decodeLoginMessage = (data: Uint8Array): LoginMessage => {
   if (r.remaining !== 0) throw new DecodeError(`${r.remaining} trailing bytes after ${m.type}`)
   return m
 }
-
-/** The server's reply to a LOGIN or REGISTER. */
-export const loginReply = (result: LoginOk | AuthFailure): LoginMessage =>
-  result.ok
-    ? { type: 'LOGIN_OK', userId: result.userId, deviceId: result.deviceId, expiresAtMs: result.expiresAtMs, token: result.token }
-    : failureReply(result)
-
-/** The server's reply to a RESUME. */
-export const resumeReply = (result: ResumeOk | AuthFailure): LoginMessage =>
-  result.ok ? { type: 'RESUME_OK', userId: result.userId, deviceId: result.deviceId, expiresAtMs: result.expiresAtMs } : failureReply(result)
-
-const failureReply = (f: AuthFailure): LoginMessage =>
-  f.retryAfterMs === undefined ? { type: 'LOGIN_FAILED', code: f.code } : { type: 'LOGIN_FAILED', code: f.code, retryAfterMs: f.retryAfterMs }

@@ -1,0 +1,551 @@
+/**
+ * The device side of pigeon messaging, independent of the transport: it is given the
+ * bytes of each messaging message the server sent on stream 0 (handleMessage) and a
+ * function to send its own, and told when the session is logged in (onConnected) and
+ * when it is gone (onDisconnected). Time and randomness are injected, so the same code
+ * runs over real UDP (chat-client.ts) and on a simulated network in tests.
+ *
+ * Sending: every message goes to the outbox (durable, ClientStateStore) before it is
+ * transmitted, and leaves it on SEND_OK. After a reconnect every outbox entry is sent
+ * again, in order, with the same clientMsgId: the server stores each clientMsgId once.
+ *
+ * Receiving (push -> sync -> fin): on PUSH beyond the cursor the core sends SYNC from the
+ * cursor; each SYNC_BATCH is applied in version order (entries at or below the cursor are
+ * ignored, so nothing is emitted twice), the cursor is persisted, FIN reports it, and the
+ * core syncs again while the inbox is longer than what it holds.
+ */
+import { EventEmitter } from 'node:events'
+import { decodeChatMessage, encodeChatMessage } from '../protocol/chat-codec.js'
+import {
+  CLIENT_MSG_ID_BYTES,
+  type ChatErrorCode,
+  type ChatMessage,
+  type ChatReply,
+  type ChatRequest,
+  type ContactSummary,
+  type GroupSummary,
+  type InboxEntry,
+  MAX_BODY_BYTES_ON_WIRE,
+  type Peer,
+  type UserSummary,
+} from '../protocol/chat-types.js'
+import { type ClientStateStore, type OutboxEntry, hexId } from './client-state.js'
+
+/** Error codes of ChatError: the server's, plus the client's own. */
+export type ChatClientErrorCode =
+  | ChatErrorCode
+  /** The session ended before the reply came (the request may or may not have been carried out). */
+  | 'DISCONNECTED'
+  /** The request was made while no session was logged in. */
+  | 'NOT_CONNECTED'
+  /** The client was shut down. */
+  | 'CLOSED'
+  /** The server answered with a reply of the wrong kind. */
+  | 'UNEXPECTED_REPLY'
+
+export class ChatError extends Error {
+  constructor(
+    readonly code: ChatClientErrorCode,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message)
+    this.name = 'ChatError'
+  }
+}
+
+/** A message the server has stored ("sent"). */
+export interface SentInfo {
+  clientMsgId: Uint8Array
+  to: Peer
+  body: string
+  msgId: number
+  /** Its entry in the sender's own inbox. */
+  version: number
+  sentAtMs: number
+}
+
+export type MessageEntry = Extract<InboxEntry, { kind: 'message' }>
+export type ReceiptEntry = Extract<InboxEntry, { kind: 'receipt' }>
+export type GroupEntry = Extract<InboxEntry, { kind: 'group' }>
+
+export interface GroupInfo {
+  groupId: number
+  name: string
+  members: UserSummary[]
+}
+
+export type ChatCoreEvents = {
+  /** A message entry from the inbox (including copies of one's own messages). */
+  message: [entry: MessageEntry]
+  /** Delivered / read receipt for a message this user sent. */
+  receipt: [entry: ReceiptEntry]
+  /** A group event (created, joined, left, renamed). */
+  group: [entry: GroupEntry]
+  /** SEND_OK: the server stored the message (also for messages left in the outbox by an earlier run). */
+  sent: [info: SentInfo]
+  /** SEND_FAILED: the message was refused and removed from the outbox. */
+  send_failed: [entry: OutboxEntry, error: ChatError]
+  presence: [userId: number, online: boolean]
+  /** The device holds the whole inbox as the server last described it. */
+  synced: [cursor: number]
+  /** An undecodable or unexpected message from the server (counted and ignored). */
+  protocol_error: [error: Error]
+}
+
+export type Cancel = () => void
+
+export interface ChatClientCoreOptions {
+  /** Transmit one messaging message on stream 0 (ordered, reliable). May throw when the session is unusable. */
+  send: (bytes: Uint8Array) => void
+  state: ClientStateStore
+  randomBytes: (n: number) => Uint8Array
+  nowMs: () => number
+  /** Run fn after delayMs; returns a function that cancels it. Default: setTimeout (unref'd). */
+  schedule?: (fn: () => void, delayMs: number) => Cancel
+  /** maxEntries of each SYNC. Default 200. */
+  syncBatchSize?: number
+  /** markRead collects message ids this long before sending one READ. Default 250 ms. */
+  readBatchDelayMs?: number
+  /**
+   * A SYNC unanswered this long no longer blocks the next one: a PUSH then sends SYNC
+   * again (the server leaves a SYNC unanswered when its store fails). Default 5 s.
+   */
+  syncRetryAfterMs?: number
+  /**
+   * SEND_FAILED with RATE_LIMITED: keep the message in the outbox and send it again after
+   * retryAfterMs instead of failing it. Default false (the send promise rejects).
+   */
+  retryRateLimited?: boolean
+}
+
+export const DEFAULT_SYNC_BATCH_SIZE = 200
+export const DEFAULT_READ_BATCH_DELAY_MS = 250
+export const DEFAULT_SYNC_RETRY_AFTER_MS = 5_000
+/** Resend delay after RATE_LIMITED without retryAfterMs. */
+const DEFAULT_RATE_LIMIT_RETRY_MS = 1_000
+/** At most this many message ids per READ. */
+const MAX_READ_IDS = 1000
+
+const defaultSchedule = (fn: () => void, delayMs: number): Cancel => {
+  const t = setTimeout(fn, delayMs)
+  t.unref?.()
+  return () => clearTimeout(t)
+}
+
+interface Outgoing {
+  entry: OutboxEntry
+  waiters: Array<{ resolve: (info: SentInfo) => void; reject: (err: ChatError) => void }>
+  /** Cancels a scheduled resend after RATE_LIMITED. */
+  retryCancel?: Cancel
+}
+
+interface PendingRequest {
+  type: ChatRequest['type']
+  resolve: (reply: ChatReply) => void
+  reject: (err: ChatError) => void
+}
+
+const utf8 = new TextEncoder()
+
+export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
+  private readonly opts: Required<Omit<ChatClientCoreOptions, 'state'>> & { state: ClientStateStore }
+  private readonly state: ClientStateStore
+  private connectedNow = false
+  private closed = false
+  private cursorNow: number
+  /** Outbox in sending order, by hex clientMsgId. */
+  private readonly outbox = new Map<string, Outgoing>()
+  private syncInFlight = false
+  private syncSentAtMs = 0
+  /** The highest latestVersion heard of (PUSH or SYNC_BATCH). */
+  private latestKnown = 0
+  /** A PUSH beyond the cursor arrived while a SYNC was in flight. */
+  private pushedDuringSync = false
+  /** The cursor last reported with FIN in this session (-1: none yet). */
+  private finSent = -1
+  private nextRequestId = 1
+  private readonly pending = new Map<number, PendingRequest>()
+  private readonly readQueue = new Set<number>()
+  private cancelReadTimer: Cancel | undefined
+  private protocolErrorCount = 0
+
+  constructor(options: ChatClientCoreOptions) {
+    super()
+    // (Options given as undefined take the default too.)
+    this.opts = {
+      send: options.send,
+      state: options.state,
+      randomBytes: options.randomBytes,
+      nowMs: options.nowMs,
+      schedule: options.schedule ?? defaultSchedule,
+      syncBatchSize: options.syncBatchSize ?? DEFAULT_SYNC_BATCH_SIZE,
+      readBatchDelayMs: options.readBatchDelayMs ?? DEFAULT_READ_BATCH_DELAY_MS,
+      syncRetryAfterMs: options.syncRetryAfterMs ?? DEFAULT_SYNC_RETRY_AFTER_MS,
+      retryRateLimited: options.retryRateLimited ?? false,
+    }
+    this.state = options.state
+    const loaded = this.state.load()
+    this.cursorNow = loaded.cursor
+    for (const entry of loaded.outbox) this.outbox.set(hexId(entry.clientMsgId), { entry, waiters: [] })
+  }
+
+  /** The last inbox version this device holds. */
+  get cursor(): number {
+    return this.cursorNow
+  }
+
+  /** Messages not yet acknowledged by the server. */
+  get outboxSize(): number {
+    return this.outbox.size
+  }
+
+  /** The unacknowledged messages, in sending order. */
+  get pendingMessages(): OutboxEntry[] {
+    return [...this.outbox.values()].map((o) => o.entry)
+  }
+
+  get connected(): boolean {
+    return this.connectedNow
+  }
+
+  /** Malformed or unexpected messages received (and ignored). */
+  get protocolErrors(): number {
+    return this.protocolErrorCount
+  }
+
+  /** True when nothing is waiting: outbox empty, no sync in flight, no read receipts queued. */
+  get idle(): boolean {
+    return this.outbox.size === 0 && !this.syncInFlight && this.readQueue.size === 0 && this.pending.size === 0
+  }
+
+  // --- session lifecycle -------------------------------------------------------------
+
+  /** The session is logged in: resend the outbox in order, then sync from the cursor. */
+  onConnected(): void {
+    if (this.closed) return
+    this.connectedNow = true
+    this.syncInFlight = false
+    this.pushedDuringSync = false
+    this.finSent = -1
+    for (const o of [...this.outbox.values()]) {
+      if (!this.connectedNow) return
+      o.retryCancel?.()
+      o.retryCancel = undefined
+      this.transmit({ type: 'SEND', clientMsgId: o.entry.clientMsgId, to: o.entry.to, body: o.entry.body })
+    }
+    this.sync()
+    if (this.readQueue.size > 0) this.flushReads()
+  }
+
+  /** The session is gone: pending requests fail; the outbox and queued read receipts wait for the next session. */
+  onDisconnected(): void {
+    if (!this.connectedNow) return
+    this.connectedNow = false
+    this.syncInFlight = false
+    this.rejectPending('DISCONNECTED', 'the session ended before the reply came')
+  }
+
+  /** Stop for good: every waiting promise rejects with CLOSED (outbox entries stay stored for the next run). */
+  shutdown(): void {
+    if (this.closed) return
+    this.onDisconnected()
+    this.closed = true
+    this.cancelReadTimer?.()
+    this.cancelReadTimer = undefined
+    const err = new ChatError('CLOSED', 'the chat client was closed (the message stays in the outbox)')
+    for (const o of this.outbox.values()) {
+      o.retryCancel?.()
+      for (const w of o.waiters.splice(0)) w.reject(err)
+    }
+  }
+
+  // --- sending -----------------------------------------------------------------------
+
+  /**
+   * Send `body` to `to`. The message is stored in the outbox before anything is
+   * transmitted; resolves when the server has stored it (SEND_OK), rejects with
+   * ChatError when the server refuses it. While disconnected it waits in the outbox.
+   */
+  send(to: Peer, body: string): Promise<SentInfo> {
+    try {
+      return this.enqueue(to, body).sent
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /**
+   * Like send(), but also tells the message's clientMsgId at once (the copy of the
+   * message that comes back through sync carries it). Throws ChatError when the message
+   * cannot be sent at all (too large, client closed); `sent` settles as for send().
+   */
+  enqueue(to: Peer, body: string): { clientMsgId: Uint8Array; sent: Promise<SentInfo> } {
+    if (this.closed) throw new ChatError('CLOSED', 'the chat client is closed')
+    const size = utf8.encode(body).length
+    if (size > MAX_BODY_BYTES_ON_WIRE) throw new ChatError('MESSAGE_TOO_LARGE', `message is ${size} bytes, more than ${MAX_BODY_BYTES_ON_WIRE}`)
+    const clientMsgId = this.opts.randomBytes(CLIENT_MSG_ID_BYTES).slice()
+    const entry: OutboxEntry = { clientMsgId, to: { ...to }, body, createdAtMs: this.opts.nowMs() }
+    let bytes: Uint8Array
+    try {
+      bytes = encodeChatMessage({ type: 'SEND', clientMsgId, to: entry.to, body })
+    } catch (err) {
+      throw new ChatError('INVALID_REQUEST', `cannot send this message: ${(err as Error).message}`)
+    }
+    // Durable first: once transmitted, the message must survive a crash of this process.
+    this.state.addOutbox(entry)
+    const sent = new Promise<SentInfo>((resolve, reject) => {
+      this.outbox.set(hexId(clientMsgId), { entry, waiters: [{ resolve, reject }] })
+    })
+    if (this.connectedNow) this.transmitBytes(bytes)
+    return { clientMsgId: clientMsgId.slice(), sent }
+  }
+
+  /** Report messages as read; collected for readBatchDelayMs and sent as one READ. */
+  markRead(msgIds: Iterable<number>): void {
+    if (this.closed) return
+    for (const id of msgIds) this.readQueue.add(id)
+    if (this.readQueue.size === 0 || this.cancelReadTimer !== undefined) return
+    this.cancelReadTimer = this.opts.schedule(() => {
+      this.cancelReadTimer = undefined
+      this.flushReads()
+    }, this.opts.readBatchDelayMs)
+  }
+
+  /** Send the queued read receipts now (when connected; otherwise they wait for the next session). */
+  flushReads(): void {
+    this.cancelReadTimer?.()
+    this.cancelReadTimer = undefined
+    if (!this.connectedNow || this.readQueue.size === 0) return
+    const ids = [...this.readQueue].sort((a, b) => a - b)
+    for (let i = 0; i < ids.length; i += MAX_READ_IDS) {
+      const chunk = ids.slice(i, i + MAX_READ_IDS)
+      if (!this.transmit({ type: 'READ', msgIds: chunk })) return
+      for (const id of chunk) this.readQueue.delete(id)
+    }
+  }
+
+  // --- requests ----------------------------------------------------------------------
+
+  contactAdd(username: string): Promise<void> {
+    return this.request({ type: 'CONTACT_ADD', requestId: 0, username }, 'OK').then(() => undefined)
+  }
+
+  contactRemove(username: string): Promise<void> {
+    return this.request({ type: 'CONTACT_REMOVE', requestId: 0, username }, 'OK').then(() => undefined)
+  }
+
+  contactList(): Promise<ContactSummary[]> {
+    return this.request({ type: 'CONTACT_LIST', requestId: 0 }, 'CONTACTS').then((r) => r.contacts)
+  }
+
+  /** Create a group with the given members (besides oneself). */
+  groupCreate(name: string, usernames: string[]): Promise<GroupInfo> {
+    return this.request({ type: 'GROUP_CREATE', requestId: 0, name, usernames }, 'GROUP').then(groupInfo)
+  }
+
+  groupInvite(groupId: number, username: string): Promise<void> {
+    return this.request({ type: 'GROUP_INVITE', requestId: 0, groupId, username }, 'OK', 'GROUP').then(() => undefined)
+  }
+
+  groupLeave(groupId: number): Promise<void> {
+    return this.request({ type: 'GROUP_LEAVE', requestId: 0, groupId }, 'OK', 'GROUP').then(() => undefined)
+  }
+
+  groupRename(groupId: number, name: string): Promise<void> {
+    return this.request({ type: 'GROUP_RENAME', requestId: 0, groupId, name }, 'OK', 'GROUP').then(() => undefined)
+  }
+
+  groupMembers(groupId: number): Promise<GroupInfo> {
+    return this.request({ type: 'GROUP_MEMBERS', requestId: 0, groupId }, 'GROUP').then(groupInfo)
+  }
+
+  groupList(): Promise<GroupSummary[]> {
+    return this.request({ type: 'GROUP_LIST', requestId: 0 }, 'GROUPS').then((r) => r.groups)
+  }
+
+  userLookup(userIds: number[]): Promise<UserSummary[]> {
+    return this.request({ type: 'USER_LOOKUP', requestId: 0, userIds }, 'USERS').then((r) => r.users)
+  }
+
+  /** Send a request with a fresh requestId; resolves with its reply when the reply is of an expected type. */
+  private request<T extends Exclude<ChatReply['type'], 'ERROR'>>(msg: ChatRequest, ...expect: T[]): Promise<Extract<ChatReply, { type: T }>> {
+    if (this.closed) return Promise.reject(new ChatError('CLOSED', 'the chat client is closed'))
+    if (!this.connectedNow) return Promise.reject(new ChatError('NOT_CONNECTED', 'not connected to the server'))
+    const requestId = this.nextRequestId++
+    let bytes: Uint8Array
+    try {
+      bytes = encodeChatMessage({ ...msg, requestId })
+    } catch (err) {
+      return Promise.reject(new ChatError('INVALID_REQUEST', `${msg.type}: ${(err as Error).message}`))
+    }
+    return new Promise((resolve, reject) => {
+      this.pending.set(requestId, {
+        type: msg.type,
+        resolve: (reply) => {
+          if (reply.type === 'ERROR') reject(new ChatError(reply.code, reply.message || reply.code))
+          else if ((expect as string[]).includes(reply.type)) resolve(reply as Extract<ChatReply, { type: T }>)
+          else reject(new ChatError('UNEXPECTED_REPLY', `${msg.type} answered with ${reply.type}`))
+        },
+        reject,
+      })
+      if (!this.transmitBytes(bytes)) {
+        this.pending.delete(requestId)
+        reject(new ChatError('DISCONNECTED', 'the session could not carry the request'))
+      }
+    })
+  }
+
+  private rejectPending(code: ChatClientErrorCode, message: string): void {
+    const waiting = [...this.pending.values()]
+    this.pending.clear()
+    for (const p of waiting) p.reject(new ChatError(code, `${p.type}: ${message}`))
+  }
+
+  // --- receiving ---------------------------------------------------------------------
+
+  /** One messaging message from the server (stream 0). Malformed input is counted and ignored. */
+  handleMessage(bytes: Uint8Array): void {
+    let m: ChatMessage
+    try {
+      m = decodeChatMessage(bytes)
+    } catch (err) {
+      this.protocolError(err instanceof Error ? err : new Error(String(err)))
+      return
+    }
+    switch (m.type) {
+      case 'PUSH':
+        return this.onPush(m.latestVersion)
+      case 'SYNC_BATCH':
+        return this.onSyncBatch(m)
+      case 'SEND_OK':
+        return this.onSendOk(m)
+      case 'SEND_FAILED':
+        return this.onSendFailed(m)
+      case 'PRESENCE':
+        this.emit('presence', m.userId, m.online)
+        return
+      case 'OK':
+      case 'ERROR':
+      case 'CONTACTS':
+      case 'GROUP':
+      case 'GROUPS':
+      case 'USERS': {
+        const p = this.pending.get(m.requestId)
+        if (p === undefined) return this.protocolError(new Error(`${m.type} for unknown requestId ${m.requestId}`))
+        this.pending.delete(m.requestId)
+        p.resolve(m)
+        return
+      }
+      default:
+        return this.protocolError(new Error(`unexpected ${m.type} from the server`))
+    }
+  }
+
+  private protocolError(err: Error): void {
+    this.protocolErrorCount++
+    this.emit('protocol_error', err)
+  }
+
+  private onPush(latestVersion: number): void {
+    if (latestVersion > this.latestKnown) this.latestKnown = latestVersion
+    if (latestVersion <= this.cursorNow) return
+    if (this.syncInFlight && this.opts.nowMs() - this.syncSentAtMs >= this.opts.syncRetryAfterMs) this.syncInFlight = false
+    if (this.syncInFlight) this.pushedDuringSync = true
+    else if (this.connectedNow) this.sync()
+  }
+
+  private onSyncBatch(m: Extract<ChatMessage, { type: 'SYNC_BATCH' }>): void {
+    if (!this.syncInFlight) {
+      // Not ours (a reply to a SYNC of an earlier session): its entries are still good.
+      if (m.entries.length === 0) return
+    }
+    this.syncInFlight = false
+    if (m.latestVersion > this.latestKnown) this.latestKnown = m.latestVersion
+    const before = this.cursorNow
+    for (const entry of m.entries) {
+      if (entry.version <= this.cursorNow) continue
+      this.cursorNow = entry.version
+      switch (entry.kind) {
+        case 'message':
+          this.emit('message', entry)
+          break
+        case 'receipt':
+          this.emit('receipt', entry)
+          break
+        case 'group':
+          this.emit('group', entry)
+          break
+      }
+    }
+    const progressed = this.cursorNow > before
+    if (progressed) this.state.saveCursor(this.cursorNow)
+    if (!this.connectedNow) return
+    if (this.cursorNow > 0 && this.cursorNow > this.finSent) {
+      if (this.transmit({ type: 'FIN', version: this.cursorNow })) this.finSent = this.cursorNow
+    }
+    const pushed = this.pushedDuringSync
+    this.pushedDuringSync = false
+    // Without progress only a PUSH that came meanwhile justifies another round (no busy loop).
+    if (this.latestKnown > this.cursorNow && (progressed || pushed)) this.sync()
+    else if (!this.syncInFlight) this.emit('synced', this.cursorNow)
+  }
+
+  private sync(): void {
+    if (!this.connectedNow || this.syncInFlight) return
+    this.syncInFlight = true
+    this.syncSentAtMs = this.opts.nowMs()
+    if (!this.transmit({ type: 'SYNC', afterVersion: this.cursorNow, maxEntries: this.opts.syncBatchSize })) this.syncInFlight = false
+  }
+
+  private onSendOk(m: Extract<ChatMessage, { type: 'SEND_OK' }>): void {
+    const id = hexId(m.clientMsgId)
+    const o = this.outbox.get(id)
+    if (o === undefined) return // a second answer for a message already acknowledged
+    o.retryCancel?.()
+    this.state.removeOutbox(m.clientMsgId)
+    this.outbox.delete(id)
+    const info: SentInfo = { clientMsgId: o.entry.clientMsgId, to: o.entry.to, body: o.entry.body, msgId: m.msgId, version: m.version, sentAtMs: m.sentAtMs }
+    for (const w of o.waiters) w.resolve(info)
+    this.emit('sent', info)
+  }
+
+  private onSendFailed(m: Extract<ChatMessage, { type: 'SEND_FAILED' }>): void {
+    const id = hexId(m.clientMsgId)
+    const o = this.outbox.get(id)
+    if (o === undefined) return
+    // Not logged in: a session problem, not the message's; it is sent again on the next session.
+    if (m.code === 'NOT_LOGGED_IN') return
+    if (m.code === 'RATE_LIMITED' && this.opts.retryRateLimited) {
+      // Sent again later, same clientMsgId (a reconnect meanwhile resends it anyway).
+      o.retryCancel?.()
+      o.retryCancel = this.opts.schedule(() => {
+        o.retryCancel = undefined
+        if (this.outbox.get(id) !== o || !this.connectedNow) return
+        this.transmit({ type: 'SEND', clientMsgId: o.entry.clientMsgId, to: o.entry.to, body: o.entry.body })
+      }, m.retryAfterMs ?? DEFAULT_RATE_LIMIT_RETRY_MS)
+      return
+    }
+    this.state.removeOutbox(m.clientMsgId)
+    this.outbox.delete(id)
+    const err = new ChatError(m.code, `message refused: ${m.code}${m.retryAfterMs === undefined ? '' : ` (retry after ${m.retryAfterMs} ms)`}`, m.retryAfterMs)
+    for (const w of o.waiters) w.reject(err)
+    this.emit('send_failed', o.entry, err)
+  }
+
+  /** Encode and send; false when the transport refused (the caller keeps its state for the next session). */
+  private transmit(m: ChatMessage): boolean {
+    return this.transmitBytes(encodeChatMessage(m))
+  }
+
+  private transmitBytes(bytes: Uint8Array): boolean {
+    try {
+      this.opts.send(bytes)
+      return true
+    } catch {
+      return false
+    }
+  }
+}
+
+const groupInfo = (r: Extract<ChatReply, { type: 'GROUP' }>): GroupInfo => ({ groupId: r.groupId, name: r.name, members: r.members })

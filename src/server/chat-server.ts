@@ -1,0 +1,180 @@
+/**
+ * The chat server over UDP: the UDP endpoint, login on stream 0 (SessionAuthenticator),
+ * the messaging service for logged-in sessions, the group commit in front of the store
+ * and the retention job. Messages on streams other than 0 from a logged-in session are
+ * echoed back (a diagnostic: `npm run ping`).
+ */
+import type { Session } from '../core/session/session.js'
+import type { ServerSecurity } from '../core/session/secure-handshake.js'
+import type { SessionConfig } from '../core/session/config.js'
+import type { TraceSink } from '../core/trace.js'
+import { ErrorCode, errorCodeName } from '../core/errors.js'
+import type { EndpointEvent } from '../core/endpoint.js'
+import { isChatMessage } from '../protocol/chat-codec.js'
+import { type UdpAddress, formatAddress } from '../io/address.js'
+import { type Logger, silentLogger } from '../io/logger.js'
+import { CONTROL_STREAM, SessionAuthenticator } from '../io/session-auth.js'
+import { UdpEndpoint } from '../io/udp-endpoint.js'
+import type { AccountStore } from '../store/account-store.js'
+import { GroupCommit } from '../store/group-commit.js'
+import type { MessageStore, RetentionPolicy } from '../store/message-store.js'
+import type { LoginService } from './accounts/login.js'
+import type { MessagingLimits } from './messaging/limits.js'
+import { type ChatLink, MessagingService } from './messaging/service.js'
+
+export interface ChatServerOptions {
+  host: string
+  /** 0 picks a free port. */
+  port: number
+  login: LoginService
+  accounts: AccountStore
+  messages: MessageStore
+  logger?: Logger
+  trace?: TraceSink
+  sessionConfig?: Partial<SessionConfig>
+  maxSessions?: number
+  security?: ServerSecurity
+  retry?: boolean
+  keyLogFile?: string
+  /** New handshakes per client IP (UdpEndpoint's default: 20/s, bursts of 40). */
+  handshakeLimit?: { ratePerSecond: number; burst: number; maxAddresses: number }
+  limits?: Partial<MessagingLimits>
+  /** How long the group commit gathers writes before one durable commit. Default 1 ms. */
+  commitWindowMs?: number
+  /** Inbox retention, applied every retentionIntervalMs (default 60 s). */
+  retention?: { days?: number; messagesPerUser?: number }
+  retentionIntervalMs?: number
+}
+
+export interface ChatServer {
+  address: string
+  port: number
+  family: 'IPv4' | 'IPv6'
+  endpoint: UdpEndpoint
+  messaging: MessagingService
+  commit: GroupCommit
+  /** Close every live session of a user (after LoginService.kick revoked its tokens). */
+  kickUser(userId: number): number
+  /** Apply the retention policy now; returns the entries deleted. */
+  pruneNow(): Promise<number>
+  /** Close every session, then commit what is pending. The stores stay open (the caller owns them). */
+  close(): Promise<void>
+}
+
+const DAY_MS = 86_400_000
+
+export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer> => {
+  const log = o.logger ?? silentLogger()
+  const endpoint = await UdpEndpoint.open({
+    host: o.host,
+    port: o.port,
+    server: true,
+    logger: log,
+    trace: o.trace,
+    sessionConfig: o.sessionConfig,
+    maxSessions: o.maxSessions,
+    security: o.security,
+    retry: o.retry,
+    keyLogFile: o.keyLogFile,
+    handshakeLimit: o.handshakeLimit,
+  })
+  const commit = new GroupCommit({ store: o.messages, windowMs: o.commitWindowMs })
+  const messaging = new MessagingService({ store: o.messages, accounts: o.accounts, commit, log: log.child({ component: 'messaging' }), limits: o.limits })
+  const links = new Map<Session, ChatLink>()
+  const linkFor = (session: Session, userId: number, deviceId: number): ChatLink => ({
+    userId,
+    deviceId,
+    traceId: session.traceId,
+    send: (bytes) => {
+      try {
+        endpoint.send(session, CONTROL_STREAM, bytes)
+        return true
+      } catch {
+        return false // closing, or the send buffer is full: the client re-syncs
+      }
+    },
+  })
+  const auth = new SessionAuthenticator({
+    service: o.login,
+    io: endpoint,
+    log,
+    onAuthenticated: (session, a) => {
+      const link = linkFor(session, a.userId, a.deviceId)
+      links.set(session, link)
+      messaging.attach(link)
+    },
+    onDeauthenticated: (session) => {
+      const link = links.get(session)
+      if (link === undefined) return
+      links.delete(session)
+      messaging.detach(link)
+    },
+  })
+  let echoFailures = 0
+  const deliver = (session: Session, streamId: number, data: Uint8Array): void => {
+    const link = links.get(session)
+    if (streamId === CONTROL_STREAM) {
+      if (link !== undefined && isChatMessage(data)) messaging.handle(link, data)
+      else {
+        messaging.stats.malformed++
+        log.debug({ session: session.traceId, type: data[0] }, 'unknown message type on stream 0 dropped')
+      }
+      return
+    }
+    try {
+      endpoint.send(session, streamId, data)
+    } catch {
+      echoFailures++
+    }
+  }
+  endpoint.on('event', (e: EndpointEvent<UdpAddress>) => {
+    const ev = e.event
+    switch (ev.type) {
+      case 'message':
+        auth.onMessage(e.session, e.address.address, ev.streamId, ev.data, deliver)
+        break
+      case 'accepted':
+        log.debug({ session: e.session.traceId, peer: formatAddress(e.address) }, 'session accepted')
+        break
+      case 'address_changed':
+        log.info({ session: e.session.traceId, peer: formatAddress(e.address), from: formatAddress(ev.from) }, 'peer address changed')
+        break
+      case 'closed':
+        auth.forget(e.session)
+        log.info({ session: e.session.traceId, code: errorCodeName(ev.code), reason: ev.reason, byPeer: ev.byPeer }, 'session closed')
+        break
+      default:
+        break
+    }
+  })
+  const policy = (): RetentionPolicy => ({
+    olderThanMs: o.retention?.days === undefined ? undefined : Date.now() - o.retention.days * DAY_MS,
+    keepLastPerUser: o.retention?.messagesPerUser,
+  })
+  const pruneNow = async (): Promise<number> => {
+    const deleted = await o.messages.pruneInboxes(policy())
+    if (deleted > 0) log.info({ deleted }, 'inbox retention applied')
+    return deleted
+  }
+  const retentionTimer =
+    o.retention?.days === undefined && o.retention?.messagesPerUser === undefined
+      ? undefined
+      : setInterval(() => pruneNow().catch((err: unknown) => log.error({ err }, 'inbox retention failed')), o.retentionIntervalMs ?? 60_000).unref()
+  const local = endpoint.localAddress
+  return {
+    address: local.address,
+    port: local.port,
+    family: local.family,
+    endpoint,
+    messaging,
+    commit,
+    kickUser: (userId) => auth.kick(userId),
+    pruneNow,
+    close: async () => {
+      if (retentionTimer !== undefined) clearInterval(retentionTimer)
+      await endpoint.close({ code: ErrorCode.NO_ERROR, reason: 'server shutting down' })
+      await commit.close()
+      if (echoFailures > 0) log.info({ echoFailures }, 'echoes not queued')
+    },
+  }
+}

@@ -1,0 +1,95 @@
+/** What the messaging handlers share: stores, group commit, online links, limits, counters. */
+import type { ChatErrorCode, ChatMessage } from '../../protocol/chat-types.js'
+import { encodeChatMessage } from '../../protocol/chat-codec.js'
+import type { AccountStore } from '../../store/account-store.js'
+import type { GroupCommit } from '../../store/group-commit.js'
+import { MessageStoreError, type InboxWriteResult, type MessageStore } from '../../store/message-store.js'
+import type { Logger } from '../../io/logger.js'
+import type { ChatLink, LinkRegistry } from './links.js'
+import type { MessagingLimits } from './limits.js'
+
+export interface MessagingStats {
+  received: number
+  /** Undecodable, or a server-to-client type sent by a client: counted and dropped. */
+  malformed: number
+  sends: number
+  /** SENDs answered from the de-duplication cache or found as duplicates by the store. */
+  duplicateSends: number
+  sendsFailed: number
+  syncs: number
+  entriesSynced: number
+  fins: number
+  receiptsAdded: number
+  requests: number
+  requestsFailed: number
+  storeErrors: number
+}
+
+export const newMessagingStats = (): MessagingStats => ({
+  received: 0,
+  malformed: 0,
+  sends: 0,
+  duplicateSends: 0,
+  sendsFailed: 0,
+  syncs: 0,
+  entriesSynced: 0,
+  fins: 0,
+  receiptsAdded: 0,
+  requests: 0,
+  requestsFailed: 0,
+  storeErrors: 0,
+})
+
+export interface MessagingContext {
+  store: MessageStore
+  accounts: Pick<AccountStore, 'getUserById' | 'getUserByName'>
+  commit: Pick<GroupCommit, 'write'>
+  links: LinkRegistry
+  limits: MessagingLimits
+  log: Logger
+  /** Wall-clock ms since the epoch. */
+  nowMs: () => number
+  stats: MessagingStats
+}
+
+/** A request failed for a reason the client should hear about. */
+export class ChatRequestError extends Error {
+  readonly code: ChatErrorCode
+  readonly retryAfterMs: number | undefined
+  constructor(code: ChatErrorCode, message: string, retryAfterMs?: number) {
+    super(message)
+    this.name = 'ChatRequestError'
+    this.code = code
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+/** Map a thrown error to a wire code; anything unexpected is INTERNAL_ERROR (and logged). */
+export const toChatError = (ctx: MessagingContext, err: unknown, what: string): ChatRequestError => {
+  if (err instanceof ChatRequestError) return err
+  if (err instanceof MessageStoreError) {
+    switch (err.code) {
+      case 'UNKNOWN_USER':
+      case 'UNKNOWN_GROUP':
+      case 'NOT_A_MEMBER':
+      case 'ALREADY_MEMBER':
+        return new ChatRequestError(err.code, err.message)
+      case 'INVALID_ARGUMENT':
+        return new ChatRequestError('INVALID_REQUEST', err.message)
+      default:
+        break
+    }
+  }
+  ctx.stats.storeErrors++
+  ctx.log.error({ err, what }, 'messaging store failure')
+  return new ChatRequestError('INTERNAL_ERROR', 'the server could not complete the request')
+}
+
+export const sendMessage = (ctx: MessagingContext, link: ChatLink, m: ChatMessage): void => {
+  ctx.links.sendTo(link, encodeChatMessage(m))
+}
+
+/** PUSH to every inbox a durable write touched. */
+export const notifyVersions = (ctx: MessagingContext, result: InboxWriteResult): void => {
+  for (const { userId, version } of result.versions) ctx.links.notify(userId, version)
+}

@@ -1,0 +1,130 @@
+/**
+ * Requests with a requestId: contacts, groups, user lookup. Each gets exactly one reply
+ * (OK, ERROR or a data reply). Group changes are also inbox entries (durable, synced to
+ * every device of every member), written through the group commit.
+ */
+import type { ChatMessage, ChatRequest, GroupEventKind, UserSummary } from '../../protocol/chat-types.js'
+import { ChatRequestError, type MessagingContext, notifyVersions, sendMessage, toChatError } from './context.js'
+import type { ChatLink } from './links.js'
+
+export const handleRequest = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Promise<void> => {
+  ctx.stats.requests++
+  let reply: ChatMessage
+  try {
+    reply = await answer(ctx, link, m)
+  } catch (err) {
+    ctx.stats.requestsFailed++
+    const e = toChatError(ctx, err, m.type)
+    reply = { type: 'ERROR', requestId: m.requestId, code: e.code, message: e.message.slice(0, 200) }
+  }
+  sendMessage(ctx, link, reply)
+}
+
+const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Promise<ChatMessage> => {
+  const { requestId } = m
+  const me = link.userId
+  switch (m.type) {
+    case 'CONTACT_ADD': {
+      const other = await userByName(ctx, m.username)
+      if (other.userId === me) throw new ChatRequestError('INVALID_REQUEST', 'you cannot add yourself')
+      if (await ctx.store.addContact({ userId: me, contactUserId: other.userId, nowMs: ctx.nowMs() })) exchangePresence(ctx, me, other.userId)
+      return { type: 'OK', requestId }
+    }
+    case 'CONTACT_REMOVE': {
+      const other = await userByName(ctx, m.username)
+      await ctx.store.removeContact({ userId: me, contactUserId: other.userId })
+      return { type: 'OK', requestId }
+    }
+    case 'CONTACT_LIST': {
+      const ids = await ctx.store.listContacts(me)
+      const users = await summaries(ctx, ids)
+      return { type: 'CONTACTS', requestId, contacts: users.map((u) => ({ ...u, online: ctx.links.isOnline(u.userId) })) }
+    }
+    case 'GROUP_CREATE': {
+      const invited = await Promise.all(m.usernames.map((name) => userByName(ctx, name)))
+      const memberIds = [...new Set([me, ...invited.map((u) => u.userId)])]
+      if (memberIds.length > ctx.limits.maxGroupSize) throw new ChatRequestError('GROUP_FULL', `a group holds at most ${ctx.limits.maxGroupSize} members`)
+      const group = await ctx.store.createGroup({ name: m.name, createdByUserId: me, memberUserIds: memberIds, nowMs: ctx.nowMs() })
+      await groupEvent(ctx, { groupId: group.groupId, event: 'created', actor: me, subject: me, name: group.name, inboxUserIds: memberIds })
+      return { type: 'GROUP', requestId, groupId: group.groupId, name: group.name, members: await summaries(ctx, memberIds) }
+    }
+    case 'GROUP_INVITE': {
+      const { name, members } = await groupOf(ctx, m.groupId, me)
+      const invitee = await userByName(ctx, m.username)
+      if (members.includes(invitee.userId)) throw new ChatRequestError('ALREADY_MEMBER', `${invitee.username} is already a member`)
+      if (members.length >= ctx.limits.maxGroupSize) throw new ChatRequestError('GROUP_FULL', `a group holds at most ${ctx.limits.maxGroupSize} members`)
+      await ctx.store.addGroupMember({ groupId: m.groupId, userId: invitee.userId, nowMs: ctx.nowMs() })
+      await groupEvent(ctx, { groupId: m.groupId, event: 'joined', actor: me, subject: invitee.userId, name, inboxUserIds: [...members, invitee.userId] })
+      return { type: 'OK', requestId }
+    }
+    case 'GROUP_LEAVE': {
+      const { name, members } = await groupOf(ctx, m.groupId, me)
+      await ctx.store.removeGroupMember({ groupId: m.groupId, userId: me })
+      await groupEvent(ctx, { groupId: m.groupId, event: 'left', actor: me, subject: me, name, inboxUserIds: members })
+      return { type: 'OK', requestId }
+    }
+    case 'GROUP_RENAME': {
+      const { members } = await groupOf(ctx, m.groupId, me)
+      await ctx.store.renameGroup({ groupId: m.groupId, name: m.name })
+      await groupEvent(ctx, { groupId: m.groupId, event: 'renamed', actor: me, subject: me, name: m.name, inboxUserIds: members })
+      return { type: 'OK', requestId }
+    }
+    case 'GROUP_MEMBERS': {
+      const { name, members } = await groupOf(ctx, m.groupId, me)
+      return { type: 'GROUP', requestId, groupId: m.groupId, name, members: await summaries(ctx, members) }
+    }
+    case 'GROUP_LIST': {
+      const groups = await ctx.store.listGroupsOf(me)
+      const counted = await Promise.all(groups.map(async (g) => ({ groupId: g.groupId, name: g.name, memberCount: (await ctx.store.listGroupMembers(g.groupId)).length })))
+      return { type: 'GROUPS', requestId, groups: counted }
+    }
+    case 'USER_LOOKUP':
+      return { type: 'USERS', requestId, users: await summaries(ctx, [...new Set(m.userIds)].slice(0, 1000)) }
+  }
+}
+
+const userByName = async (ctx: MessagingContext, username: string): Promise<UserSummary> => {
+  const u = await ctx.accounts.getUserByName(username)
+  if (u === undefined) throw new ChatRequestError('UNKNOWN_USER', `no user named ${JSON.stringify(username)}`)
+  return { userId: u.userId, username: u.username }
+}
+
+/** Known users only (unknown ids are left out). */
+const summaries = async (ctx: MessagingContext, userIds: number[]): Promise<UserSummary[]> => {
+  const users = await Promise.all(userIds.map((id) => ctx.accounts.getUserById(id)))
+  return users.flatMap((u) => (u === undefined ? [] : [{ userId: u.userId, username: u.username }]))
+}
+
+/** The group and its members, if `userId` is one of them. */
+const groupOf = async (ctx: MessagingContext, groupId: number, userId: number): Promise<{ name: string; members: number[] }> => {
+  const group = await ctx.store.getGroup(groupId)
+  if (group === undefined) throw new ChatRequestError('UNKNOWN_GROUP', `no group ${groupId}`)
+  const members = await ctx.store.listGroupMembers(groupId)
+  if (!members.includes(userId)) throw new ChatRequestError('NOT_A_MEMBER', `not a member of group ${groupId}`)
+  return { name: group.name, members }
+}
+
+const groupEvent = async (
+  ctx: MessagingContext,
+  e: { groupId: number; event: GroupEventKind; actor: number; subject: number; name: string; inboxUserIds: number[] },
+): Promise<void> => {
+  const result = await ctx.commit.write({
+    kind: 'group_event',
+    groupId: e.groupId,
+    event: e.event,
+    actorUserId: e.actor,
+    subjectUserId: e.subject,
+    name: e.name,
+    inboxUserIds: [...new Set(e.inboxUserIds)],
+    nowMs: ctx.nowMs(),
+  })
+  notifyVersions(ctx, result)
+}
+
+/** Two users just became contacts: each online one learns the other's presence. */
+const exchangePresence = (ctx: MessagingContext, a: number, b: number): void => {
+  if (ctx.links.isOnline(a) && ctx.links.isOnline(b)) {
+    for (const link of ctx.links.linksOf(a) ?? []) sendMessage(ctx, link, { type: 'PRESENCE', userId: b, online: true })
+    for (const link of ctx.links.linksOf(b) ?? []) sendMessage(ctx, link, { type: 'PRESENCE', userId: a, online: true })
+  }
+}

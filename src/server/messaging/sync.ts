@@ -1,0 +1,85 @@
+/**
+ * Version sync (push -> sync -> fin) and the receipts it produces: SYNC answers with the
+ * inbox entries after a version; FIN moves the device's cursor and gives the senders of
+ * the newly held messages a "delivered" receipt; READ gives them a "read" receipt.
+ */
+import type { ChatMessage, InboxEntry, ReceiptStatus } from '../../protocol/chat-types.js'
+import { type MessagingContext, notifyVersions, sendMessage, toChatError } from './context.js'
+import type { ChatLink } from './links.js'
+
+const utf8 = new TextEncoder()
+
+export const handleSync = async (ctx: MessagingContext, link: ChatLink, m: Extract<ChatMessage, { type: 'SYNC' }>): Promise<void> => {
+  ctx.stats.syncs++
+  const limit = Math.max(1, Math.min(m.maxEntries, ctx.limits.maxSyncEntries))
+  let entries: InboxEntry[]
+  let latestVersion: number
+  try {
+    // Entries may end beyond the head read first (writes land in between): the reply's
+    // latestVersion is raised to the last entry below.
+    latestVersion = await ctx.store.inboxHead(link.userId)
+    entries = await ctx.store.readInbox({ userId: link.userId, afterVersion: m.afterVersion, limit })
+  } catch (err) {
+    toChatError(ctx, err, 'sync')
+    return // the client's SYNC stays unanswered; its next PUSH or reconnect retries
+  }
+  entries = withinByteBudget(entries, ctx.limits.maxSyncBodyBytes)
+  const last = entries.at(-1)?.version ?? m.afterVersion
+  if (last > latestVersion) latestVersion = last
+  ctx.stats.entriesSynced += entries.length
+  sendMessage(ctx, link, { type: 'SYNC_BATCH', afterVersion: m.afterVersion, latestVersion, entries })
+}
+
+/** Keep a prefix whose bodies fit the budget (always at least one entry, so sync progresses). */
+const withinByteBudget = (entries: InboxEntry[], budgetBytes: number): InboxEntry[] => {
+  let used = 0
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]
+    if (e.kind === 'message') used += utf8.encode(e.body).length
+    if (used > budgetBytes && i > 0) return entries.slice(0, i)
+  }
+  return entries
+}
+
+export const handleFin = async (ctx: MessagingContext, link: ChatLink, m: Extract<ChatMessage, { type: 'FIN' }>): Promise<void> => {
+  ctx.stats.fins++
+  try {
+    const head = await ctx.store.inboxHead(link.userId)
+    const version = Math.min(m.version, head)
+    const previous = await ctx.store.advanceCursor({ deviceId: link.deviceId, version })
+    if (version <= previous) return
+    const from = Math.max(previous, version - ctx.limits.maxDeliveredReceiptsPerFin)
+    const held = await ctx.store.readInbox({ userId: link.userId, afterVersion: from, limit: version - from })
+    const writes: Array<Promise<void>> = []
+    for (const e of held) {
+      if (e.kind === 'message' && e.fromUserId !== link.userId) writes.push(addReceipt(ctx, e.msgId, 'delivered', link.userId))
+    }
+    await Promise.all(writes)
+  } catch (err) {
+    toChatError(ctx, err, 'fin')
+  }
+}
+
+export const handleRead = async (ctx: MessagingContext, link: ChatLink, m: Extract<ChatMessage, { type: 'READ' }>): Promise<void> => {
+  const ids = [...new Set(m.msgIds)].slice(0, ctx.limits.maxReadIds)
+  try {
+    const writes: Array<Promise<void>> = []
+    for (const msgId of ids) {
+      const msg = await ctx.store.getMessage(msgId)
+      if (msg === undefined || msg.senderUserId === link.userId) continue
+      const allowed = msg.to.kind === 'user' ? msg.to.userId === link.userId : (await ctx.store.listGroupMembers(msg.to.groupId)).includes(link.userId)
+      if (allowed) writes.push(addReceipt(ctx, msgId, 'read', link.userId))
+    }
+    await Promise.all(writes)
+  } catch (err) {
+    toChatError(ctx, err, 'read')
+  }
+}
+
+const addReceipt = async (ctx: MessagingContext, msgId: number, status: ReceiptStatus, byUserId: number): Promise<void> => {
+  const result = await ctx.commit.write({ kind: 'receipt', msgId, status, byUserId, nowMs: ctx.nowMs() })
+  if (result.kind === 'receipt' && result.added) {
+    ctx.stats.receiptsAdded++
+    notifyVersions(ctx, result)
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The messaging store: contacts, groups, messages, per-user inboxes with strictly
+ * increasing versions, per-device sync cursors and receipts. An interface so that the
+ * embedded SQLite store, the in-memory test store and a later Redis store pass one
+ * conformance suite (test/store/message-conformance.ts).
+ *
+ * Writes that must be durable before the client hears back (messages, receipts, group
+ * events) go through `applyBatch`: the server's group commit collects them for a
+ * millisecond or two and the store applies the whole batch atomically, with ONE
+ * durable commit (one fsync), before any promise resolves.
+ *
+ * Times are milliseconds since the Unix epoch, passed in by the caller.
+ */
+import type { GroupEventKind, InboxEntry, Peer, ReceiptStatus } from '../protocol/chat-types.js'
+
+export type MessageStoreErrorCode = 'UNKNOWN_USER' | 'UNKNOWN_GROUP' | 'NOT_A_MEMBER' | 'ALREADY_MEMBER' | 'INVALID_ARGUMENT' | 'STORE_CLOSED'
+
+export class MessageStoreError extends Error {
+  readonly code: MessageStoreErrorCode
+  constructor(code: MessageStoreErrorCode, message: string) {
+    super(message)
+    this.name = 'MessageStoreError'
+    this.code = code
+  }
+}
+
+export interface GroupRecord {
+  groupId: number
+  name: string
+  createdByUserId: number
+  createdAtMs: number
+}
+
+/** One durable write in a batch. */
+export type InboxWrite =
+  | {
+      kind: 'message'
+      senderUserId: number
+      senderDeviceId: number
+      /** Idempotency key: (senderUserId, clientMsgId) is unique across the store. */
+      clientMsgId: Uint8Array
+      to: Peer
+      body: string
+      /** Every inbox that gets a copy (recipients and the sender), each once. */
+      inboxUserIds: number[]
+      nowMs: number
+    }
+  | {
+      /** A receipt for `msgId` by `byUserId`, added to the sender's inbox once per (msgId, byUserId, status). */
+      kind: 'receipt'
+      msgId: number
+      status: ReceiptStatus
+      byUserId: number
+      nowMs: number
+    }
+  | {
+      kind: 'group_event'
+      groupId: number
+      event: GroupEventKind
+      actorUserId: number
+      subjectUserId: number
+      name: string
+      inboxUserIds: number[]
+      nowMs: number
+    }
+
+export type InboxWriteResult =
+  | {
+      kind: 'message'
+      msgId: number
+      sentAtMs: number
+      /** True when (senderUserId, clientMsgId) already existed: nothing new was written. */
+      duplicate: boolean
+      /** The entry's version in each inbox (for a duplicate: the versions first assigned). */
+      versions: Array<{ userId: number; version: number }>
+    }
+  | {
+      kind: 'receipt'
+      /** False when the same receipt existed already, or the message is unknown. */
+      added: boolean
+      /** The sender's inbox entry, when added. */
+      versions: Array<{ userId: number; version: number }>
+    }
+  | { kind: 'group_event'; versions: Array<{ userId: number; version: number }> }
+
+export interface StoredMessage {
+  msgId: number
+  senderUserId: number
+  senderDeviceId: number
+  to: Peer
+  sentAtMs: number
+}
+
+export interface RetentionPolicy {
+  /** Delete inbox entries older than this (ms since the epoch); undefined keeps all. */
+  olderThanMs?: number
+  /** Keep at most this many newest entries per user; undefined keeps all. */
+  keepLastPerUser?: number
+}
+
+export interface MessageStore {
+  // ---- contacts (mutual: adding A->B also adds B->A) ----
+  /** Returns false if they were contacts already. Throws UNKNOWN_USER. */
+  addContact(args: { userId: number; contactUserId: number; nowMs: number }): Promise<boolean>
+  /** Returns false if they were not contacts. */
+  removeContact(args: { userId: number; contactUserId: number }): Promise<boolean>
+  /** Ordered by userId. */
+  listContacts(userId: number): Promise<number[]>
+
+  // ---- groups ----
+  /** The creator is a member; members are deduplicated. Throws UNKNOWN_USER. */
+  createGroup(args: { name: string; createdByUserId: number; memberUserIds: number[]; nowMs: number }): Promise<GroupRecord>
+  getGroup(groupId: number): Promise<GroupRecord | undefined>
+  /** Ordered by userId; throws UNKNOWN_GROUP. */
+  listGroupMembers(groupId: number): Promise<number[]>
+  /** Throws UNKNOWN_GROUP, UNKNOWN_USER, ALREADY_MEMBER. */
+  addGroupMember(args: { groupId: number; userId: number; nowMs: number }): Promise<void>
+  /** Throws UNKNOWN_GROUP, NOT_A_MEMBER. */
+  removeGroupMember(args: { groupId: number; userId: number }): Promise<void>
+  /** Throws UNKNOWN_GROUP. */
+  renameGroup(args: { groupId: number; name: string }): Promise<void>
+  /** Groups the user belongs to, ordered by groupId. */
+  listGroupsOf(userId: number): Promise<GroupRecord[]>
+
+  // ---- durable writes (group commit) ----
+  /**
+   * Apply every write atomically with one durable commit; results in the same order.
+   * A write that fails on its own (unknown message for a receipt) does not fail the batch.
+   */
+  applyBatch(writes: InboxWrite[]): Promise<InboxWriteResult[]>
+
+  // ---- inboxes ----
+  /** Last version in the user's inbox (0 if it never had an entry). */
+  inboxHead(userId: number): Promise<number>
+  /** Entries with version > afterVersion, ascending, at most `limit`. */
+  readInbox(args: { userId: number; afterVersion: number; limit: number }): Promise<InboxEntry[]>
+  /** Looks up a message (for receipts and read checks). */
+  getMessage(msgId: number): Promise<StoredMessage | undefined>
+  /** The message a sender created with this client id, if any (idempotency after a cache miss). */
+  findByClientMsgId(args: { senderUserId: number; clientMsgId: Uint8Array }): Promise<StoredMessage | undefined>
+
+  // ---- device cursors ----
+  /** Last version the device reported holding (FIN); 0 if never. */
+  getCursor(deviceId: number): Promise<number>
+  /** Never moves a cursor backwards; returns the cursor before the call. */
+  advanceCursor(args: { deviceId: number; version: number }): Promise<number>
+
+  /** Housekeeping: delete inbox entries per the policy; returns how many were deleted. */
+  pruneInboxes(policy: RetentionPolicy): Promise<number>
+
+  close(): Promise<void>
+}

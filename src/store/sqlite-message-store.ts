@@ -1,0 +1,594 @@
+/**
+ * MessageStore over better-sqlite3, sharing the account store's connection and file
+ * (`pigeon.db`, WAL). Its schema is MESSAGE_MIGRATIONS, applied after ACCOUNT_MIGRATIONS:
+ * open the database with SQLITE_MIGRATIONS (or use `openSqliteStores`).
+ *
+ * applyBatch runs the whole batch in ONE immediate transaction, so with WAL and
+ * synchronous=FULL a batch costs exactly one fsync of the WAL, however many writes it holds.
+ * Inbox versions come from `inbox_heads` (one counter per user, bumped per entry), so they
+ * are strictly increasing and never reused, even after entries are pruned.
+ *
+ * Retention (pruneInboxes) deletes inbox rows, then every message whose last 'message'
+ * inbox row went with them (its receipts follow by ON DELETE CASCADE). Message ids are
+ * AUTOINCREMENT, so a pruned message's id is never handed out again. Receipt rows in the
+ * sender's inbox do not keep a message alive (they carry the msgId themselves).
+ */
+import type { GroupEventKind, InboxEntry, Peer, ReceiptStatus } from '../protocol/chat-types.js'
+import { checkGroupName, checkInboxWrite, orderVersionsLike, uniqueUserIds } from './group-commit.js'
+import {
+  MessageStoreError,
+  type GroupRecord,
+  type InboxWrite,
+  type InboxWriteResult,
+  type MessageStore,
+  type RetentionPolicy,
+  type StoredMessage,
+} from './message-store.js'
+import { ACCOUNT_MIGRATIONS, SqliteAccountStore, schemaVersion, type Migration, type SqliteDatabase } from './sqlite-account-store.js'
+
+export const MESSAGE_MIGRATIONS: readonly Migration[] = [
+  {
+    // Follows ACCOUNT_MIGRATIONS (version 1); a later account migration must come after these.
+    version: 2,
+    name: 'messaging: contacts, groups, messages, inboxes, receipts, device cursors',
+    up(db) {
+      db.exec(`
+        CREATE TABLE contacts (
+          user_id INTEGER NOT NULL REFERENCES users(user_id),
+          contact_user_id INTEGER NOT NULL REFERENCES users(user_id),
+          created_at_ms INTEGER NOT NULL,
+          PRIMARY KEY (user_id, contact_user_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE groups (
+          group_id INTEGER PRIMARY KEY AUTOINCREMENT,
+          name TEXT NOT NULL,
+          created_by_user_id INTEGER NOT NULL REFERENCES users(user_id),
+          created_at_ms INTEGER NOT NULL
+        );
+
+        CREATE TABLE group_members (
+          group_id INTEGER NOT NULL REFERENCES groups(group_id),
+          user_id INTEGER NOT NULL REFERENCES users(user_id),
+          joined_at_ms INTEGER NOT NULL,
+          PRIMARY KEY (group_id, user_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX group_members_by_user ON group_members(user_id, group_id);
+
+        -- to_kind: 1 user, 2 group. AUTOINCREMENT: ids of pruned messages are never reused.
+        CREATE TABLE messages (
+          msg_id INTEGER PRIMARY KEY AUTOINCREMENT,
+          sender_user_id INTEGER NOT NULL REFERENCES users(user_id),
+          sender_device_id INTEGER NOT NULL,
+          client_msg_id BLOB NOT NULL,
+          to_kind INTEGER NOT NULL CHECK (to_kind IN (1, 2)),
+          to_id INTEGER NOT NULL,
+          body TEXT NOT NULL,
+          sent_at_ms INTEGER NOT NULL,
+          UNIQUE (sender_user_id, client_msg_id)
+        );
+
+        -- The last version ever assigned in each inbox (survives pruning).
+        CREATE TABLE inbox_heads (
+          user_id INTEGER PRIMARY KEY REFERENCES users(user_id),
+          version INTEGER NOT NULL
+        );
+
+        -- kind 1 message: msg_id.
+        -- kind 2 receipt: msg_id, code = status (1 delivered, 2 read), actor_user_id = by.
+        -- kind 3 group event: group_id, code = event (1 created, 2 joined, 3 left, 4 renamed),
+        --   actor_user_id, subject_user_id, name.
+        -- msg_id has no foreign key: a receipt row outlives a pruned message.
+        CREATE TABLE inbox (
+          user_id INTEGER NOT NULL REFERENCES users(user_id),
+          version INTEGER NOT NULL,
+          kind INTEGER NOT NULL CHECK (kind IN (1, 2, 3)),
+          msg_id INTEGER,
+          group_id INTEGER REFERENCES groups(group_id),
+          code INTEGER,
+          actor_user_id INTEGER,
+          subject_user_id INTEGER,
+          name TEXT,
+          created_at_ms INTEGER NOT NULL,
+          PRIMARY KEY (user_id, version)
+        ) WITHOUT ROWID;
+        -- The copies of a message: versions of a duplicate, orphan check when pruning.
+        CREATE INDEX inbox_message_copies ON inbox(msg_id) WHERE kind = 1;
+
+        CREATE TABLE receipts (
+          msg_id INTEGER NOT NULL REFERENCES messages(msg_id) ON DELETE CASCADE,
+          by_user_id INTEGER NOT NULL,
+          status INTEGER NOT NULL,
+          created_at_ms INTEGER NOT NULL,
+          PRIMARY KEY (msg_id, by_user_id, status)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE device_cursors (
+          device_id INTEGER PRIMARY KEY,
+          version INTEGER NOT NULL
+        );
+      `)
+    },
+  },
+]
+
+/** Everything pigeon.db holds: pass this as `migrations` to open the shared database. */
+export const SQLITE_MIGRATIONS: readonly Migration[] = [...ACCOUNT_MIGRATIONS, ...MESSAGE_MIGRATIONS]
+
+const KIND_MESSAGE = 1
+const KIND_RECEIPT = 2
+const KIND_GROUP = 3
+const TO_USER = 1
+const TO_GROUP = 2
+
+const STATUS_CODE: Record<ReceiptStatus, number> = { delivered: 1, read: 2 }
+const STATUS_BY_CODE: Record<number, ReceiptStatus> = { 1: 'delivered', 2: 'read' }
+const EVENT_CODE: Record<GroupEventKind, number> = { created: 1, joined: 2, left: 3, renamed: 4 }
+const EVENT_BY_CODE: Record<number, GroupEventKind> = { 1: 'created', 2: 'joined', 3: 'left', 4: 'renamed' }
+
+interface GroupRow { group_id: number; name: string; created_by_user_id: number; created_at_ms: number }
+interface MessageRow { msg_id: number; sender_user_id: number; sender_device_id: number; to_kind: number; to_id: number; sent_at_ms: number }
+interface InboxRow {
+  version: number
+  kind: number
+  msg_id: number | null
+  group_id: number | null
+  code: number | null
+  actor_user_id: number | null
+  subject_user_id: number | null
+  name: string | null
+  created_at_ms: number
+  // joined from messages for kind 1
+  sender_user_id: number | null
+  sender_device_id: number | null
+  client_msg_id: Buffer | null
+  to_kind: number | null
+  to_id: number | null
+  body: string | null
+  sent_at_ms: number | null
+}
+
+const isId = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
+const invalid = (message: string): MessageStoreError => new MessageStoreError('INVALID_ARGUMENT', message)
+const unknownUser = (userId: number): MessageStoreError => new MessageStoreError('UNKNOWN_USER', `no user ${userId}`)
+const unknownGroup = (groupId: number): MessageStoreError => new MessageStoreError('UNKNOWN_GROUP', `no group ${groupId}`)
+const isForeignKey = (err: unknown): boolean =>
+  typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
+
+const bytes = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+const toPeer = (kind: number, id: number): Peer => (kind === TO_USER ? { kind: 'user', userId: id } : { kind: 'group', groupId: id })
+const toGroup = (r: GroupRow): GroupRecord => ({ groupId: r.group_id, name: r.name, createdByUserId: r.created_by_user_id, createdAtMs: r.created_at_ms })
+const toStored = (r: MessageRow): StoredMessage => ({
+  msgId: r.msg_id,
+  senderUserId: r.sender_user_id,
+  senderDeviceId: r.sender_device_id,
+  to: toPeer(r.to_kind, r.to_id),
+  sentAtMs: r.sent_at_ms,
+})
+
+const toEntry = (r: InboxRow): InboxEntry => {
+  switch (r.kind) {
+    case KIND_MESSAGE:
+      return {
+        kind: 'message',
+        version: r.version,
+        msgId: r.msg_id!,
+        fromUserId: r.sender_user_id!,
+        fromDeviceId: r.sender_device_id!,
+        to: toPeer(r.to_kind!, r.to_id!),
+        sentAtMs: r.sent_at_ms!,
+        clientMsgId: new Uint8Array(r.client_msg_id!),
+        body: r.body!,
+      }
+    case KIND_RECEIPT:
+      return { kind: 'receipt', version: r.version, msgId: r.msg_id!, status: STATUS_BY_CODE[r.code!], byUserId: r.actor_user_id!, atMs: r.created_at_ms }
+    default:
+      return {
+        kind: 'group',
+        version: r.version,
+        groupId: r.group_id!,
+        event: EVENT_BY_CODE[r.code!],
+        actorUserId: r.actor_user_id!,
+        subjectUserId: r.subject_user_id!,
+        name: r.name!,
+        atMs: r.created_at_ms,
+      }
+  }
+}
+
+type MessageWrite = Extract<InboxWrite, { kind: 'message' }>
+type ReceiptWrite = Extract<InboxWrite, { kind: 'receipt' }>
+type GroupEventWrite = Extract<InboxWrite, { kind: 'group_event' }>
+
+export interface SqliteMessageStoreOptions {
+  /** close() also closes the database. Default false: the account store owns it. */
+  ownsDatabase?: boolean
+}
+
+export class SqliteMessageStore implements MessageStore {
+  readonly db: SqliteDatabase
+  private readonly ownsDatabase: boolean
+  private closed = false
+  private readonly q
+  private readonly batchTx
+  private readonly pruneTx
+
+  /** `db` must have been opened with SQLITE_MIGRATIONS (openDatabase / SqliteAccountStore). */
+  constructor(db: SqliteDatabase, options: SqliteMessageStoreOptions = {}) {
+    const needed = ACCOUNT_MIGRATIONS.length + MESSAGE_MIGRATIONS.length
+    if (schemaVersion(db) < needed) {
+      throw invalid(`database schema version ${schemaVersion(db)} lacks the messaging tables (${needed}): open it with SQLITE_MIGRATIONS`)
+    }
+    this.db = db
+    this.ownsDatabase = options.ownsDatabase ?? false
+    this.q = {
+      userExists: db.prepare('SELECT 1 FROM users WHERE user_id = ?').pluck(),
+
+      insertContact: db.prepare('INSERT OR IGNORE INTO contacts (user_id, contact_user_id, created_at_ms) VALUES (?, ?, ?)'),
+      deleteContact: db.prepare('DELETE FROM contacts WHERE user_id = ? AND contact_user_id = ?'),
+      listContacts: db.prepare('SELECT contact_user_id FROM contacts WHERE user_id = ? ORDER BY contact_user_id').pluck(),
+
+      insertGroup: db.prepare('INSERT INTO groups (name, created_by_user_id, created_at_ms) VALUES (?, ?, ?)'),
+      groupById: db.prepare('SELECT * FROM groups WHERE group_id = ?'),
+      groupExists: db.prepare('SELECT 1 FROM groups WHERE group_id = ?').pluck(),
+      renameGroup: db.prepare('UPDATE groups SET name = ? WHERE group_id = ?'),
+      insertMember: db.prepare('INSERT INTO group_members (group_id, user_id, joined_at_ms) VALUES (?, ?, ?)'),
+      isMember: db.prepare('SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?').pluck(),
+      deleteMember: db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?'),
+      listMembers: db.prepare('SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id').pluck(),
+      groupsOf: db.prepare('SELECT g.* FROM group_members m JOIN groups g ON g.group_id = m.group_id WHERE m.user_id = ? ORDER BY m.group_id'),
+
+      insertMessage: db.prepare(`
+        INSERT INTO messages (sender_user_id, sender_device_id, client_msg_id, to_kind, to_id, body, sent_at_ms)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (sender_user_id, client_msg_id) DO NOTHING
+        RETURNING msg_id`).pluck(),
+      messageByClientId: db.prepare(
+        'SELECT msg_id, sender_user_id, sender_device_id, to_kind, to_id, sent_at_ms FROM messages WHERE sender_user_id = ? AND client_msg_id = ?',
+      ),
+      messageById: db.prepare('SELECT msg_id, sender_user_id, sender_device_id, to_kind, to_id, sent_at_ms FROM messages WHERE msg_id = ?'),
+      senderOf: db.prepare('SELECT sender_user_id FROM messages WHERE msg_id = ?').pluck(),
+      copiesOf: db.prepare('SELECT user_id, version FROM inbox WHERE kind = 1 AND msg_id = ?'),
+      insertReceipt: db.prepare('INSERT OR IGNORE INTO receipts (msg_id, by_user_id, status, created_at_ms) VALUES (?, ?, ?, ?)'),
+
+      bumpHead: db.prepare(`
+        INSERT INTO inbox_heads (user_id, version) VALUES (?, 1)
+        ON CONFLICT (user_id) DO UPDATE SET version = version + 1
+        RETURNING version`).pluck(),
+      head: db.prepare('SELECT version FROM inbox_heads WHERE user_id = ?').pluck(),
+      insertMessageEntry: db.prepare('INSERT INTO inbox (user_id, version, kind, msg_id, created_at_ms) VALUES (?, ?, 1, ?, ?)'),
+      insertReceiptEntry: db.prepare('INSERT INTO inbox (user_id, version, kind, msg_id, code, actor_user_id, created_at_ms) VALUES (?, ?, 2, ?, ?, ?, ?)'),
+      insertGroupEntry: db.prepare(
+        'INSERT INTO inbox (user_id, version, kind, group_id, code, actor_user_id, subject_user_id, name, created_at_ms) VALUES (?, ?, 3, ?, ?, ?, ?, ?, ?)',
+      ),
+      readInbox: db.prepare(`
+        SELECT i.version, i.kind, i.msg_id, i.group_id, i.code, i.actor_user_id, i.subject_user_id, i.name, i.created_at_ms,
+               m.sender_user_id, m.sender_device_id, m.client_msg_id, m.to_kind, m.to_id, m.body, m.sent_at_ms
+        FROM inbox i LEFT JOIN messages m ON i.kind = 1 AND m.msg_id = i.msg_id
+        WHERE i.user_id = ? AND i.version > ?
+        ORDER BY i.version
+        LIMIT ?`),
+
+      getCursor: db.prepare('SELECT version FROM device_cursors WHERE device_id = ?').pluck(),
+      setCursor: db.prepare('INSERT INTO device_cursors (device_id, version) VALUES (?, ?) ON CONFLICT (device_id) DO UPDATE SET version = excluded.version'),
+
+      inboxUsers: db.prepare('SELECT user_id FROM inbox_heads ORDER BY user_id').pluck(),
+      nthNewest: db.prepare('SELECT version FROM inbox WHERE user_id = ? ORDER BY version DESC LIMIT 1 OFFSET ?').pluck(),
+      deleteUpTo: db.prepare('DELETE FROM inbox WHERE user_id = ? AND version <= ? RETURNING kind, msg_id').raw(),
+      deleteOlder: db.prepare('DELETE FROM inbox WHERE created_at_ms < ? RETURNING kind, msg_id').raw(),
+      deleteOrphan: db.prepare('DELETE FROM messages WHERE msg_id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE kind = 1 AND msg_id = ?)'),
+    }
+    this.batchTx = db.transaction((writes: InboxWrite[], inboxIds: number[][]): InboxWriteResult[] => {
+      const results = new Array<InboxWriteResult>(writes.length)
+      for (let i = 0; i < writes.length; i++) {
+        const w = writes[i]
+        if (w.kind === 'message') results[i] = this.writeMessage(w, inboxIds[i])
+        else if (w.kind === 'receipt') results[i] = this.writeReceipt(w)
+        else results[i] = this.writeGroupEvent(w, inboxIds[i])
+      }
+      return results
+    })
+    this.pruneTx = db.transaction((policy: RetentionPolicy): number => this.prune(policy))
+  }
+
+  // ---- contacts ----
+
+  async addContact(args: { userId: number; contactUserId: number; nowMs: number }): Promise<boolean> {
+    this.open()
+    const { userId, contactUserId } = args
+    if (userId === contactUserId) throw invalid('a user cannot be their own contact')
+    if (!isCount(args.nowMs)) throw invalid(`nowMs ${String(args.nowMs)}`)
+    return this.db.transaction(() => {
+      this.requireUser(userId)
+      this.requireUser(contactUserId)
+      const a = this.q.insertContact.run(userId, contactUserId, args.nowMs).changes
+      const b = this.q.insertContact.run(contactUserId, userId, args.nowMs).changes
+      return a + b > 0
+    }).immediate()
+  }
+
+  async removeContact(args: { userId: number; contactUserId: number }): Promise<boolean> {
+    this.open()
+    return this.db.transaction(() => {
+      const a = this.q.deleteContact.run(args.userId, args.contactUserId).changes
+      const b = this.q.deleteContact.run(args.contactUserId, args.userId).changes
+      return a + b > 0
+    }).immediate()
+  }
+
+  async listContacts(userId: number): Promise<number[]> {
+    this.open()
+    return this.q.listContacts.all(userId) as number[]
+  }
+
+  // ---- groups ----
+
+  async createGroup(args: { name: string; createdByUserId: number; memberUserIds: number[]; nowMs: number }): Promise<GroupRecord> {
+    this.open()
+    checkGroupName(args.name)
+    if (!isCount(args.nowMs)) throw invalid(`nowMs ${String(args.nowMs)}`)
+    if (!Array.isArray(args.memberUserIds)) throw invalid('memberUserIds is not an array')
+    const members = uniqueUserIds([args.createdByUserId, ...args.memberUserIds])
+    return this.db.transaction((): GroupRecord => {
+      for (const u of members) this.requireUser(u)
+      const groupId = Number(this.q.insertGroup.run(args.name, args.createdByUserId, args.nowMs).lastInsertRowid)
+      for (const u of members) this.q.insertMember.run(groupId, u, args.nowMs)
+      return { groupId, name: args.name, createdByUserId: args.createdByUserId, createdAtMs: args.nowMs }
+    }).immediate()
+  }
+
+  async getGroup(groupId: number): Promise<GroupRecord | undefined> {
+    this.open()
+    const row = this.q.groupById.get(groupId) as GroupRow | undefined
+    return row && toGroup(row)
+  }
+
+  async listGroupMembers(groupId: number): Promise<number[]> {
+    this.open()
+    return this.db.transaction((): number[] => {
+      this.requireGroup(groupId)
+      return this.q.listMembers.all(groupId) as number[]
+    })()
+  }
+
+  async addGroupMember(args: { groupId: number; userId: number; nowMs: number }): Promise<void> {
+    this.open()
+    if (!isCount(args.nowMs)) throw invalid(`nowMs ${String(args.nowMs)}`)
+    this.db.transaction(() => {
+      this.requireGroup(args.groupId)
+      this.requireUser(args.userId)
+      if (this.q.isMember.get(args.groupId, args.userId) !== undefined) {
+        throw new MessageStoreError('ALREADY_MEMBER', `user ${args.userId} is in group ${args.groupId}`)
+      }
+      this.q.insertMember.run(args.groupId, args.userId, args.nowMs)
+    }).immediate()
+  }
+
+  async removeGroupMember(args: { groupId: number; userId: number }): Promise<void> {
+    this.open()
+    this.db.transaction(() => {
+      this.requireGroup(args.groupId)
+      if (this.q.deleteMember.run(args.groupId, args.userId).changes === 0) {
+        throw new MessageStoreError('NOT_A_MEMBER', `user ${args.userId} is not in group ${args.groupId}`)
+      }
+    }).immediate()
+  }
+
+  async renameGroup(args: { groupId: number; name: string }): Promise<void> {
+    this.open()
+    this.db.transaction(() => {
+      this.requireGroup(args.groupId)
+      checkGroupName(args.name)
+      this.q.renameGroup.run(args.name, args.groupId)
+    }).immediate()
+  }
+
+  async listGroupsOf(userId: number): Promise<GroupRecord[]> {
+    this.open()
+    return (this.q.groupsOf.all(userId) as GroupRow[]).map(toGroup)
+  }
+
+  // ---- durable writes ----
+
+  async applyBatch(writes: InboxWrite[]): Promise<InboxWriteResult[]> {
+    this.open()
+    if (!Array.isArray(writes)) throw invalid('writes is not an array')
+    const inboxIds = new Array<number[]>(writes.length)
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]
+      checkInboxWrite(w)
+      inboxIds[i] = w.kind === 'receipt' ? [] : uniqueUserIds(w.inboxUserIds)
+    }
+    if (writes.length === 0) return []
+    return this.batchTx.immediate(writes, inboxIds)
+  }
+
+  private writeMessage(w: MessageWrite, inboxIds: number[]): InboxWriteResult {
+    const clientMsgId = bytes(w.clientMsgId)
+    const to = w.to.kind === 'user' ? [TO_USER, w.to.userId] : [TO_GROUP, w.to.groupId]
+    let msgId: number | undefined
+    try {
+      msgId = this.q.insertMessage.get(w.senderUserId, w.senderDeviceId, clientMsgId, to[0], to[1], w.body, w.nowMs) as number | undefined
+    } catch (err) {
+      if (isForeignKey(err)) throw unknownUser(w.senderUserId)
+      throw err
+    }
+    if (msgId === undefined) {
+      // (sender, clientMsgId) exists: report it as first stored, write nothing.
+      const first = this.q.messageByClientId.get(w.senderUserId, clientMsgId) as MessageRow
+      const copies = (this.q.copiesOf.all(first.msg_id) as Array<{ user_id: number; version: number }>).map((r) => ({ userId: r.user_id, version: r.version }))
+      return { kind: 'message', msgId: first.msg_id, sentAtMs: first.sent_at_ms, duplicate: true, versions: orderVersionsLike(copies, inboxIds) }
+    }
+    const versions = new Array<{ userId: number; version: number }>(inboxIds.length)
+    for (let j = 0; j < inboxIds.length; j++) {
+      const userId = inboxIds[j]
+      const version = this.bumpHead(userId)
+      this.q.insertMessageEntry.run(userId, version, msgId, w.nowMs)
+      versions[j] = { userId, version }
+    }
+    return { kind: 'message', msgId, sentAtMs: w.nowMs, duplicate: false, versions }
+  }
+
+  private writeReceipt(w: ReceiptWrite): InboxWriteResult {
+    const sender = this.q.senderOf.get(w.msgId) as number | undefined
+    if (sender === undefined) return { kind: 'receipt', added: false, versions: [] }
+    const status = STATUS_CODE[w.status]
+    if (this.q.insertReceipt.run(w.msgId, w.byUserId, status, w.nowMs).changes === 0) return { kind: 'receipt', added: false, versions: [] }
+    const version = this.bumpHead(sender)
+    this.q.insertReceiptEntry.run(sender, version, w.msgId, status, w.byUserId, w.nowMs)
+    return { kind: 'receipt', added: true, versions: [{ userId: sender, version }] }
+  }
+
+  private writeGroupEvent(w: GroupEventWrite, inboxIds: number[]): InboxWriteResult {
+    this.requireGroup(w.groupId)
+    const event = EVENT_CODE[w.event]
+    const versions = new Array<{ userId: number; version: number }>(inboxIds.length)
+    for (let j = 0; j < inboxIds.length; j++) {
+      const userId = inboxIds[j]
+      const version = this.bumpHead(userId)
+      this.q.insertGroupEntry.run(userId, version, w.groupId, event, w.actorUserId, w.subjectUserId, w.name, w.nowMs)
+      versions[j] = { userId, version }
+    }
+    return { kind: 'group_event', versions }
+  }
+
+  /** The next version of the user's inbox (inside the batch transaction). */
+  private bumpHead(userId: number): number {
+    try {
+      return this.q.bumpHead.get(userId) as number
+    } catch (err) {
+      if (isForeignKey(err)) throw unknownUser(userId)
+      throw err
+    }
+  }
+
+  // ---- inboxes ----
+
+  async inboxHead(userId: number): Promise<number> {
+    this.open()
+    return (this.q.head.get(userId) as number | undefined) ?? 0
+  }
+
+  async readInbox(args: { userId: number; afterVersion: number; limit: number }): Promise<InboxEntry[]> {
+    this.open()
+    if (!Number.isSafeInteger(args.afterVersion)) throw invalid(`afterVersion ${String(args.afterVersion)}`)
+    if (!isCount(args.limit)) throw invalid(`limit ${String(args.limit)}`)
+    if (args.limit === 0) return []
+    return (this.q.readInbox.all(args.userId, args.afterVersion, args.limit) as InboxRow[]).map(toEntry)
+  }
+
+  async getMessage(msgId: number): Promise<StoredMessage | undefined> {
+    this.open()
+    const row = this.q.messageById.get(msgId) as MessageRow | undefined
+    return row && toStored(row)
+  }
+
+  async findByClientMsgId(args: { senderUserId: number; clientMsgId: Uint8Array }): Promise<StoredMessage | undefined> {
+    this.open()
+    if (!(args.clientMsgId instanceof Uint8Array)) throw invalid('clientMsgId is not bytes')
+    const row = this.q.messageByClientId.get(args.senderUserId, bytes(args.clientMsgId)) as MessageRow | undefined
+    return row && toStored(row)
+  }
+
+  // ---- device cursors ----
+
+  async getCursor(deviceId: number): Promise<number> {
+    this.open()
+    return (this.q.getCursor.get(deviceId) as number | undefined) ?? 0
+  }
+
+  async advanceCursor(args: { deviceId: number; version: number }): Promise<number> {
+    this.open()
+    if (!isId(args.deviceId)) throw invalid(`deviceId ${String(args.deviceId)}`)
+    if (!isCount(args.version)) throw invalid(`version ${String(args.version)}`)
+    return this.db.transaction((): number => {
+      const before = (this.q.getCursor.get(args.deviceId) as number | undefined) ?? 0
+      if (args.version > before) this.q.setCursor.run(args.deviceId, args.version)
+      return before
+    }).immediate()
+  }
+
+  // ---- housekeeping ----
+
+  async pruneInboxes(policy: RetentionPolicy): Promise<number> {
+    this.open()
+    if (policy.olderThanMs !== undefined && !isCount(policy.olderThanMs)) throw invalid(`olderThanMs ${String(policy.olderThanMs)}`)
+    if (policy.keepLastPerUser !== undefined && !isCount(policy.keepLastPerUser)) throw invalid(`keepLastPerUser ${String(policy.keepLastPerUser)}`)
+    if (policy.olderThanMs === undefined && policy.keepLastPerUser === undefined) return 0
+    return this.pruneTx.immediate(policy)
+  }
+
+  /** Inside pruneTx: the newest N of each inbox as it was, then age; then orphaned messages. */
+  private prune(policy: RetentionPolicy): number {
+    let deleted = 0
+    const touched = new Set<number>()
+    const note = (rows: unknown[][]): void => {
+      deleted += rows.length
+      for (const [kind, msgId] of rows) if (kind === KIND_MESSAGE) touched.add(msgId as number)
+    }
+    if (policy.keepLastPerUser !== undefined) {
+      for (const userId of this.q.inboxUsers.all() as number[]) {
+        const cut = this.q.nthNewest.get(userId, policy.keepLastPerUser) as number | undefined
+        if (cut !== undefined) note(this.q.deleteUpTo.all(userId, cut) as unknown[][])
+      }
+    }
+    if (policy.olderThanMs !== undefined) note(this.q.deleteOlder.all(policy.olderThanMs) as unknown[][])
+    for (const msgId of touched) this.q.deleteOrphan.run(msgId, msgId)
+    return deleted
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.ownsDatabase && this.db.open) this.db.close()
+  }
+
+  // ---- internals ----
+
+  private requireUser(userId: number): void {
+    if (this.q.userExists.get(userId) === undefined) throw unknownUser(userId)
+  }
+
+  private requireGroup(groupId: number): void {
+    if (this.q.groupExists.get(groupId) === undefined) throw unknownGroup(groupId)
+  }
+
+  private open(): void {
+    if (this.closed || !this.db.open) throw new MessageStoreError('STORE_CLOSED', 'store is closed')
+  }
+}
+
+export interface SqliteStoresOptions {
+  /** Directory holding pigeon.db (created if missing). Default ./data. */
+  dataDir?: string
+  /** PRAGMA synchronous; FULL (default) fsyncs every commit. */
+  synchronous?: 'FULL' | 'NORMAL'
+  busyTimeoutMs?: number
+}
+
+export interface SqliteStores {
+  accounts: SqliteAccountStore
+  messages: SqliteMessageStore
+  /** Closes both (one connection). */
+  close(): Promise<void>
+}
+
+/** Open pigeon.db once with every migration; both stores share the connection. */
+export const openSqliteStores = (options: SqliteStoresOptions = {}): SqliteStores => {
+  const accounts = new SqliteAccountStore({ ...options, migrations: SQLITE_MIGRATIONS })
+  let messages: SqliteMessageStore
+  try {
+    messages = new SqliteMessageStore(accounts.db)
+  } catch (err) {
+    accounts.db.close()
+    throw err
+  }
+  return {
+    accounts,
+    messages,
+    close: async () => {
+      await messages.close()
+      await accounts.close()
+    },
+  }
+}

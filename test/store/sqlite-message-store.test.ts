@@ -1,0 +1,158 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { InboxWrite } from '../../src/store/message-store.js'
+import { DATABASE_FILE, SqliteAccountStore, schemaVersion } from '../../src/store/sqlite-account-store.js'
+import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS, SqliteMessageStore, openSqliteStores } from '../../src/store/sqlite-message-store.js'
+import { cid, messageStoreConformance, messageWrite, rejectsMessageCode } from './message-conformance.js'
+
+const tempDir = (t: { teardown: (fn: () => void) => void }): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'pigeon-msg-store-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+messageStoreConformance(t, async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pigeon-msg-store-'))
+  const stores = openSqliteStores({ dataDir })
+  return {
+    store: stores.messages,
+    accounts: stores.accounts,
+    cleanup: async () => {
+      await stores.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+})
+
+/** Commit records in the WAL: frames whose "database size after commit" field is set. */
+const walCommits = (dataDir: string): number => {
+  const wal = readFileSync(join(dataDir, `${DATABASE_FILE}-wal`))
+  if (wal.length < 32) return 0
+  const pageSize = wal.readUInt32BE(8)
+  const salt1 = wal.readUInt32BE(16)
+  const salt2 = wal.readUInt32BE(20)
+  let commits = 0
+  for (let off = 32; off + 24 + pageSize <= wal.length; off += 24 + pageSize) {
+    if (wal.readUInt32BE(off + 8) !== salt1 || wal.readUInt32BE(off + 12) !== salt2) break // stale frames of an earlier WAL generation
+    if (wal.readUInt32BE(off + 4) !== 0) commits++
+  }
+  return commits
+}
+
+t.test('schema: messaging migrations follow the account ones; the store needs them', async (t) => {
+  const dataDir = tempDir(t)
+  const stores = openSqliteStores({ dataDir })
+  t.equal(schemaVersion(stores.accounts.db), SQLITE_MIGRATIONS.length)
+  t.equal(MESSAGE_MIGRATIONS[0].version, 2)
+  t.equal(stores.messages.db, stores.accounts.db, 'one connection')
+  t.equal(stores.messages.db.pragma('journal_mode', { simple: true }), 'wal')
+  t.equal(stores.messages.db.pragma('foreign_keys', { simple: true }), 1)
+  await stores.close()
+  t.equal(stores.accounts.db.open, false, 'close() closes the shared connection')
+
+  const accountsOnly = new SqliteAccountStore({ dataDir: tempDir(t) })
+  t.teardown(() => accountsOnly.close())
+  t.throws(() => new SqliteMessageStore(accountsOnly.db), /SQLITE_MIGRATIONS/)
+})
+
+t.test('closing the message store leaves the shared connection to the account store', async (t) => {
+  const stores = openSqliteStores({ dataDir: tempDir(t) })
+  t.teardown(() => stores.close())
+  await stores.messages.close()
+  await rejectsMessageCode(t, stores.messages.listContacts(1), 'STORE_CLOSED')
+  t.equal((await stores.accounts.createUser({ username: 'alice', passwordHash: 'h', nowMs: 1 })).username, 'alice')
+  const owned = new SqliteMessageStore(stores.accounts.db, { ownsDatabase: true })
+  await owned.close()
+  t.equal(stores.accounts.db.open, false, 'ownsDatabase: close() closes it')
+})
+
+t.test('everything survives closing and reopening the data directory', async (t) => {
+  const dataDir = tempDir(t)
+  const s1 = openSqliteStores({ dataDir })
+  const a = (await s1.accounts.createUser({ username: 'alice', passwordHash: 'h', nowMs: 0 })).userId
+  const b = (await s1.accounts.createUser({ username: 'bob', passwordHash: 'h', nowMs: 0 })).userId
+  await s1.messages.addContact({ userId: a, contactUserId: b, nowMs: 1 })
+  const g = await s1.messages.createGroup({ name: 'pair', createdByUserId: a, memberUserIds: [b], nowMs: 2 })
+  const [m1, m2] = await s1.messages.applyBatch([
+    messageWrite(a, cid(1), { kind: 'user', userId: b }, [b, a], 10, 'first'),
+    messageWrite(b, cid(1), { kind: 'group', groupId: g.groupId }, [a, b], 11, 'second'),
+  ])
+  if (m1.kind !== 'message' || m2.kind !== 'message') throw new Error('expected messages')
+  await s1.messages.applyBatch([{ kind: 'receipt', msgId: m1.msgId, status: 'read', byUserId: b, nowMs: 12 }])
+  await s1.messages.advanceCursor({ deviceId: 7, version: 2 })
+  const inboxA = await s1.messages.readInbox({ userId: a, afterVersion: 0, limit: 100 })
+  const inboxB = await s1.messages.readInbox({ userId: b, afterVersion: 0, limit: 100 })
+  await s1.close()
+
+  const s2 = openSqliteStores({ dataDir })
+  t.teardown(() => s2.close())
+  const store = s2.messages
+  t.same(await store.listContacts(b), [a])
+  t.same(await store.getGroup(g.groupId), g)
+  t.same(await store.listGroupMembers(g.groupId), [a, b])
+  t.same(await store.readInbox({ userId: a, afterVersion: 0, limit: 100 }), inboxA)
+  t.same(await store.readInbox({ userId: b, afterVersion: 0, limit: 100 }), inboxB)
+  t.equal(await store.inboxHead(a), 3)
+  t.equal(await store.getCursor(7), 2)
+  const [dup] = await store.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: b }, [b, a], 20, 'retry')])
+  t.same(dup, { ...m1, duplicate: true }, 'deduplication survives the restart')
+  const [receipt] = await store.applyBatch([{ kind: 'receipt', msgId: m1.msgId, status: 'read', byUserId: b, nowMs: 21 }])
+  t.same(receipt, { kind: 'receipt', added: false, versions: [] })
+  const [m3] = await store.applyBatch([messageWrite(a, cid(2), { kind: 'user', userId: b }, [b, a], 22)])
+  if (m3.kind !== 'message') throw new Error('expected a message')
+  t.same(m3.versions, [{ userId: b, version: 3 }, { userId: a, version: 4 }], 'versions continue')
+  t.ok(m3.msgId > m2.msgId)
+})
+
+t.test('a batch is one transaction: exactly one commit record in the WAL', async (t) => {
+  const dataDir = tempDir(t)
+  const stores = openSqliteStores({ dataDir })
+  t.teardown(() => stores.close())
+  stores.accounts.db.pragma('wal_autocheckpoint = 0') // keep every frame in the WAL for counting
+  const a = (await stores.accounts.createUser({ username: 'alice', passwordHash: 'h', nowMs: 0 })).userId
+  const b = (await stores.accounts.createUser({ username: 'bob', passwordHash: 'h', nowMs: 0 })).userId
+  const c = (await stores.accounts.createUser({ username: 'carol', passwordHash: 'h', nowMs: 0 })).userId
+  const store = stores.messages
+
+  let before = walCommits(dataDir)
+  await store.addContact({ userId: a, contactUserId: b, nowMs: 1 })
+  t.equal(walCommits(dataDir) - before, 1, 'the counter works: one commit for addContact')
+
+  const writes: InboxWrite[] = []
+  for (let i = 0; i < 200; i++) writes.push(messageWrite(i % 2 ? a : b, cid(i), { kind: 'user', userId: c }, [c, i % 2 ? a : b], 100 + i))
+  before = walCommits(dataDir)
+  const results = await store.applyBatch(writes)
+  t.equal(walCommits(dataDir) - before, 1, '200 messages, 400 inbox entries: one commit')
+  t.equal(results.length, 200)
+  t.equal(await store.inboxHead(c), 200)
+
+  before = walCommits(dataDir)
+  await store.applyBatch([
+    { kind: 'receipt', msgId: 1, status: 'read', byUserId: c, nowMs: 500 },
+    { kind: 'receipt', msgId: 2, status: 'read', byUserId: c, nowMs: 500 },
+    messageWrite(c, cid(1), { kind: 'user', userId: a }, [a, c], 501),
+  ])
+  t.equal(walCommits(dataDir) - before, 1, 'mixed batch: one commit')
+
+  before = walCommits(dataDir)
+  await rejectsMessageCode(t, store.applyBatch([...writes.slice(0, 1).map((w) => ({ ...w, clientMsgId: cid(999) })), messageWrite(a, cid(1000), { kind: 'user', userId: 9999 }, [9999], 600)]), 'UNKNOWN_USER')
+  t.equal(walCommits(dataDir) - before, 0, 'a failed batch commits nothing')
+  t.equal(await store.findByClientMsgId({ senderUserId: b, clientMsgId: cid(999) }), undefined)
+})
+
+t.test('a second connection (admin CLI) sees committed batches', async (t) => {
+  const dataDir = tempDir(t)
+  const server = openSqliteStores({ dataDir })
+  const admin = openSqliteStores({ dataDir })
+  t.teardown(async () => {
+    await server.close()
+    await admin.close()
+  })
+  const a = (await server.accounts.createUser({ username: 'alice', passwordHash: 'h', nowMs: 0 })).userId
+  await server.messages.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: a }, [a], 1)])
+  t.equal(await admin.messages.inboxHead(a), 1)
+  await admin.messages.applyBatch([messageWrite(a, cid(2), { kind: 'user', userId: a }, [a], 2)])
+  t.equal(await server.messages.inboxHead(a), 2)
+})
