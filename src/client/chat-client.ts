@@ -217,6 +217,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return this.core.userLookup(userIds)
   }
 
+  userFind(usernames: string[]): Promise<UserSummary[]> {
+    return this.core.userFind(usernames)
+  }
+
   /** Stop reconnecting and close the session. The outbox, cursor and token stay stored. */
   async close(): Promise<void> {
     if (this.closed) return

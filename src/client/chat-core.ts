@@ -368,6 +368,11 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     return this.request({ type: 'USER_LOOKUP', requestId: 0, userIds }, 'USERS').then((r) => r.users)
   }
 
+  /** Users by name (unknown names are left out). */
+  userFind(usernames: string[]): Promise<UserSummary[]> {
+    return this.request({ type: 'USER_FIND', requestId: 0, usernames }, 'USERS').then((r) => r.users)
+  }
+
   /** Send a request with a fresh requestId; resolves with its reply when the reply is of an expected type. */
   private request<T extends Exclude<ChatReply['type'], 'ERROR'>>(msg: ChatRequest, ...expect: T[]): Promise<Extract<ChatReply, { type: T }>> {
     if (this.closed) return Promise.reject(new ChatError('CLOSED', 'the chat client is closed'))

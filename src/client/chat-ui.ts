@@ -10,7 +10,7 @@ import type { Peer } from '../protocol/chat-types.js'
 
 export const COMMANDS_HELP = `Commands:
   /list                     conversations with unread counts
-  /to USER                  talk to USER (a contact, or anyone you have talked to)
+  /to USER                  talk to USER (by name, or #id)
   /group GROUP              talk in a group (its id, or its name)
   TEXT                      send TEXT to the current conversation
   /history [N]              the last N (default 20) messages of the current conversation
@@ -400,7 +400,10 @@ export class ChatUi {
     await this.learnContacts()
     id = this.history.userIdByName(name)
     if (id !== undefined) return id
-    throw new Error(`unknown user ${name}: add them with /add ${name} first`)
+    for (const u of await this.client.userFind([name])) this.history.setUserName(u.userId, u.username)
+    id = this.history.userIdByName(name)
+    if (id !== undefined) return id
+    throw new Error(`no user named ${name}`)
   }
 
   private async groupIdOf(text: string): Promise<number> {

@@ -60,6 +60,7 @@ export const ChatMessageType = {
   GROUP_RENAME: 0x27,
   GROUP_LIST: 0x28,
   USER_LOOKUP: 0x29,
+  USER_FIND: 0x2a,
   // server -> client: messaging
   SEND_OK: 0x30,
   SEND_FAILED: 0x31,
@@ -175,6 +176,10 @@ export const encodeChatMessage = (m: ChatMessage): Uint8Array => {
       o.varint(m.requestId)
       putList(o, 'userIds', m.userIds, putVarint)
       break
+    case 'USER_FIND':
+      o.varint(m.requestId)
+      putList(o, 'usernames', m.usernames, putUsername)
+      break
     case 'SEND_OK':
       putClientMsgId(o, m.clientMsgId)
       o.varint(m.msgId)
@@ -256,6 +261,8 @@ const readBody = (r: Reader, type: ChatMessageTypeName): ChatMessage => {
       return { type, requestId: r.varint(), groupId: r.varint(), name: readName(r, 'group name') }
     case 'USER_LOOKUP':
       return { type, requestId: r.varint(), userIds: readList(r, 'userIds', readVarint) }
+    case 'USER_FIND':
+      return { type, requestId: r.varint(), usernames: readList(r, 'usernames', readUsername) }
     case 'SEND_OK':
       return { type, clientMsgId: readClientMsgId(r), msgId: r.varint(), version: r.varint(), sentAtMs: r.varint() }
     case 'SEND_FAILED': {

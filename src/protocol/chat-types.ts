@@ -103,6 +103,7 @@ export type ChatMessage =
   | { type: 'GROUP_RENAME'; requestId: number; groupId: number; name: string }
   | { type: 'GROUP_LIST'; requestId: number }
   | { type: 'USER_LOOKUP'; requestId: number; userIds: number[] }
+  | { type: 'USER_FIND'; requestId: number; usernames: string[] }
   // server -> client
   /** The message is stored durably ("sent" receipt); `version` is its entry in the sender's own inbox. */
   | { type: 'SEND_OK'; clientMsgId: Uint8Array; msgId: number; version: number; sentAtMs: number }

@@ -123,6 +123,9 @@ t.test('limits and errors get clear codes', async (t) => {
   t.same(failed(carol), ['NOT_A_MEMBER'])
   t.match(alice.of('ERROR').at(-1), { requestId: 5, code: 'ALREADY_MEMBER' })
 
+  send(alice, { type: 'USER_FIND', requestId: 8, usernames: ['carol', 'ghost'] })
+  await settle()
+  t.same(alice.of('USERS'), [{ type: 'USERS', requestId: 8, users: [{ userId: carol.userId, username: 'carol' }] }], 'USER_FIND leaves unknown names out')
   send(alice, { type: 'CONTACT_ADD', requestId: 6, username: 'alice' })
   send(alice, { type: 'CONTACT_ADD', requestId: 7, username: 'ghost' })
   await settle()

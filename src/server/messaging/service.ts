@@ -113,6 +113,7 @@ export class MessagingService {
       case 'GROUP_RENAME':
       case 'GROUP_LIST':
       case 'USER_LOOKUP':
+      case 'USER_FIND':
         return handleRequest(this.ctx, link, m)
       default:
         this.malformed(link, `${m.type} is sent by servers, not clients`)

@@ -80,6 +80,10 @@ const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Pr
     }
     case 'USER_LOOKUP':
       return { type: 'USERS', requestId, users: await summaries(ctx, [...new Set(m.userIds)].slice(0, 1000)) }
+    case 'USER_FIND': {
+      const found = await Promise.all([...new Set(m.usernames)].slice(0, 1000).map((name) => ctx.accounts.getUserByName(name)))
+      return { type: 'USERS', requestId, users: found.flatMap((u) => (u === undefined ? [] : [{ userId: u.userId, username: u.username }])) }
+    }
   }
 }
 

@@ -1,0 +1,45 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { parseSettings, type Settings } from '../../src/server/settings.js'
+
+const configFile = (content: string): string => {
+  const path = join(mkdtempSync(join(tmpdir(), 'pigeon-settings-')), 'pigeon.json')
+  writeFileSync(path, content)
+  return path
+}
+const parse = (argv: string[], env: NodeJS.ProcessEnv = {}, tty = false): Settings => {
+  const s = parseSettings(argv, env, tty)
+  if (s === 'help') throw new Error('unexpected help')
+  return s
+}
+
+t.test('defaults', async (t) => {
+  const s = parse([])
+  t.match(s, { port: 7700, dataDir: 'data', keyFile: join('data', 'server-key.json'), retry: true, insecure: false, maxMessageBytes: 4096, sendRatePerSecond: 50, commitWindowMs: 1, logPretty: false })
+  t.equal(s.retentionDays, undefined)
+  t.equal(parse([], {}, true).logPretty, true, 'pretty logs on a terminal')
+  t.equal(parseSettings(['--help'], {}, false), 'help')
+})
+
+t.test('flags beat the environment, which beats the config file', async (t) => {
+  const file = configFile(JSON.stringify({ port: 7001, 'data-dir': '/srv/pigeon', 'retention-days': 30, insecure: true, 'max-message-bytes': 1000 }))
+  const fromFile = parse(['--config', file])
+  t.match(fromFile, { port: 7001, dataDir: '/srv/pigeon', keyFile: join('/srv/pigeon', 'server-key.json'), retentionDays: 30, insecure: true, maxMessageBytes: 1000 })
+  const withEnv = parse([], { PIGEON_CONFIG: file, PIGEON_PORT: '7002', PIGEON_RETENTION_DAYS: '7' })
+  t.match(withEnv, { port: 7002, retentionDays: 7, dataDir: '/srv/pigeon' })
+  const withFlags = parse(['--port', '7003', '--log-format', 'pretty'], { PIGEON_CONFIG: file, PIGEON_PORT: '7002' })
+  t.match(withFlags, { port: 7003, logPretty: true })
+})
+
+t.test('bad values get clear errors', async (t) => {
+  t.throws(() => parse(['--port', 'seventy']), /port: expected an integer from 0 to 65535/)
+  t.throws(() => parse([], { PIGEON_SEND_RATE: '0' }), /send-rate: expected an integer/)
+  t.throws(() => parse(['--log-format', 'xml']), /log-format: expected json or pretty/)
+  t.throws(() => parse(['--config', configFile('{"prot": 1}')]), /unknown setting "prot"/)
+  t.throws(() => parse(['--config', configFile('[1]')]), /expected a JSON object/)
+  t.throws(() => parse(['--config', configFile('{not json')]), /config file .*pigeon\.json/)
+  t.throws(() => parse(['--config', configFile('{"insecure": "maybe"}')]), /insecure: expected true or false/)
+  t.throws(() => parse(['--bogus']), /Unknown option/)
+})
