@@ -5,6 +5,7 @@
  * Exit 0 on a normal exit, 1 when the server is unreachable, the login fails or messages
  * are left unsent at the end of piped input, 2 on bad arguments.
  */
+import { readHiddenLine } from '../io/hidden-input.js'
 import { existsSync, readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
@@ -107,40 +108,6 @@ export const parseSettings = (argv: string[], env: NodeJS.ProcessEnv): Settings 
   }
 }
 
-/** Read a line from the terminal in raw mode, echoing nothing. */
-const readHidden = (prompt: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const stdin = process.stdin
-    process.stderr.write(prompt)
-    stdin.setRawMode(true)
-    stdin.setEncoding('utf8')
-    stdin.resume()
-    let line = ''
-    const finish = (): void => {
-      stdin.setRawMode(false)
-      stdin.pause()
-      stdin.off('data', onData)
-      process.stderr.write('\n')
-    }
-    const onData = (chunk: string | Buffer): void => {
-      for (const ch of String(chunk)) {
-        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
-          finish()
-          resolve(line)
-          return
-        }
-        if (ch === '\u0003') {
-          finish()
-          reject(new Error('interrupted'))
-          return
-        }
-        if (ch === '\u007f' || ch === '\b') line = [...line].slice(0, -1).join('')
-        else line += ch
-      }
-    }
-    stdin.on('data', onData)
-  })
-
 const waitUntil = async (done: () => boolean, timeoutMs: number): Promise<boolean> => {
   const until = Date.now() + timeoutMs
   while (!done()) {
@@ -184,7 +151,7 @@ export const runChatCli = async (argv: string[]): Promise<number> => {
       ? envPassword
       : async (): Promise<string> => {
           if (rl !== undefined || process.stdin.isTTY !== true) throw new Error('set PIGEON_PASSWORD or run on a terminal')
-          return readHidden(`password for ${s.user}: `)
+          return readHiddenLine(`password for ${s.user}: `, process)
         }
 
   let client: ChatClient

@@ -12,6 +12,9 @@ import { CID_LENGTH, VERSION_V1, decodePacketHeader, encodeRetry, encodeVersionN
 import { Writer } from './wire/writer.js'
 import { DecodeError } from './errors.js'
 
+/** Slots a drained queue keeps for reuse; a larger one is dropped. */
+const QUEUE_KEEP_SLOTS = 1024
+
 /** Smallest datagram that may open a session (client Initials are padded to it). */
 export const MIN_INITIAL_DATAGRAM_BYTES = 1200
 
@@ -137,10 +140,17 @@ export class Endpoint<A> {
   private readonly opts: EndpointOptions<A>
   private readonly byCid = new Map<number, Entry<A>>()
   private readonly timers = new TimerHeap<Entry<A>>()
-  private dirtyQueue: Array<Entry<A>> = []
+  /**
+   * FIFO queues, drained by index and reused: truncating an array (length = 0) drops its
+   * backing store, and the next push allocates a new one, once per datagram. Drained
+   * slots are cleared so no session is kept alive by a stale reference.
+   */
+  private dirtyQueue: Array<Entry<A> | undefined> = []
   private dirtyHead = 0
-  private events: Array<EndpointEvent<A>> = []
+  private dirtyTail = 0
+  private events: Array<EndpointEvent<A> | undefined> = []
   private eventHead = 0
+  private eventTail = 0
   /** Stateless replies (version negotiation) waiting to go out. */
   private statelessReplies: Array<{ bytes: Uint8Array; to: A }> = []
   private liveSessions = 0
@@ -222,8 +232,8 @@ export class Endpoint<A> {
       this.stats.datagramsSent++
       return this.statelessReplies.shift()
     }
-    while (this.dirtyHead < this.dirtyQueue.length) {
-      const entry = this.dirtyQueue[this.dirtyHead]
+    while (this.dirtyHead < this.dirtyTail) {
+      const entry = this.dirtyQueue[this.dirtyHead]!
       const bytes = entry.session.isClosed ? undefined : entry.session.pollTransmit(nowMs)
       if (bytes !== undefined) {
         this.stats.datagramsSent++
@@ -231,11 +241,13 @@ export class Endpoint<A> {
         return { bytes, to: probe ? entry.candidate! : entry.address }
       }
       entry.dirty = false
-      this.dirtyHead++
+      this.dirtyQueue[this.dirtyHead++] = undefined
       this.afterActivity(entry)
     }
-    this.dirtyQueue.length = 0
     this.dirtyHead = 0
+    this.dirtyTail = 0
+    // A burst over very many sessions may have grown the queue: let that memory go.
+    if (this.dirtyQueue.length > QUEUE_KEEP_SLOTS) this.dirtyQueue = []
     return undefined
   }
 
@@ -245,11 +257,13 @@ export class Endpoint<A> {
   }
 
   pollEvent(): EndpointEvent<A> | undefined {
-    if (this.eventHead >= this.events.length) return undefined
-    const e = this.events[this.eventHead++]
-    if (this.eventHead === this.events.length) {
-      this.events.length = 0
+    if (this.eventHead >= this.eventTail) return undefined
+    const e = this.events[this.eventHead]!
+    this.events[this.eventHead++] = undefined
+    if (this.eventHead === this.eventTail) {
       this.eventHead = 0
+      this.eventTail = 0
+      if (this.events.length > QUEUE_KEEP_SLOTS) this.events = []
     }
     return e
   }
@@ -423,7 +437,7 @@ export class Endpoint<A> {
   private touch(entry: Entry<A>): void {
     if (!entry.dirty) {
       entry.dirty = true
-      this.dirtyQueue.push(entry)
+      this.dirtyQueue[this.dirtyTail++] = entry
     }
     this.drainEvents(entry)
   }
@@ -473,7 +487,7 @@ export class Endpoint<A> {
   }
 
   private pushEvent(e: EndpointEvent<A>): void {
-    this.events.push(e)
+    this.events[this.eventTail++] = e
   }
 }
 

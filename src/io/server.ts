@@ -3,10 +3,11 @@ import type { Session } from '../core/session/session.js'
 import type { LoginService } from '../server/accounts/login.js'
 import { SessionAuthenticator } from './session-auth.js'
 import type { ServerSecurity } from '../core/session/secure-handshake.js'
-import { ErrorCode, errorCodeName } from '../core/errors.js'
+import { ErrorCode } from '../core/errors.js'
 import type { SessionConfig } from '../core/session/config.js'
 import type { TraceSink } from '../core/trace.js'
-import { type UdpAddress, formatAddress } from './address.js'
+import type { UdpAddress } from './address.js'
+import { logSessionEvent } from './session-log.js'
 import { type Logger, silentLogger } from './logger.js'
 import { UdpEndpoint } from './udp-endpoint.js'
 
@@ -71,31 +72,11 @@ export const startEchoServer = async (opts: EchoServerOptions): Promise<EchoServ
   }
   const auth = opts.accounts === undefined ? undefined : new SessionAuthenticator({ service: opts.accounts, io: endpoint, log })
   endpoint.on('event', (e: EndpointEvent<UdpAddress>) => {
-    const ev = e.event
-    switch (ev.type) {
-      case 'message':
-        if (auth === undefined) echo(e.session, ev.streamId, ev.data)
-        else auth.onMessage(e.session, e.address.address, ev.streamId, ev.data, echo)
-        break
-      case 'accepted':
-        log.info({ session: e.session.traceId, peer: formatAddress(e.address) }, 'session accepted')
-        break
-      case 'address_changed':
-        log.info({ session: e.session.traceId, peer: formatAddress(e.address), from: formatAddress(ev.from) }, 'peer address changed')
-        break
-      case 'dead_link':
-        log.info({ session: e.session.traceId, silentMs: Math.round(ev.silentMs) }, 'dead link')
-        break
-      case 'closed':
-        auth?.forget(e.session)
-        log.info(
-          { session: e.session.traceId, code: errorCodeName(ev.code), reason: ev.reason, byPeer: ev.byPeer, stats: e.session.stats },
-          'session closed',
-        )
-        break
-      default:
-        break
-    }
+    if (e.event.type === 'message') {
+      if (auth === undefined) echo(e.session, e.event.streamId, e.event.data)
+      else auth.onMessage(e.session, e.address.address, e.event.streamId, e.event.data, echo)
+    } else if (e.event.type === 'closed') auth?.forget(e.session)
+    logSessionEvent(log, e)
   })
   const local = endpoint.localAddress
   return {

@@ -1,4 +1,6 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { createSocket, type RemoteInfo, type Socket, type SocketType } from 'node:dgram'
+import { lookup as dnsLookup } from 'node:dns'
+import { isIP } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { appendFileSync } from 'node:fs'
 import { AddressLimiter } from '../core/address-limiter.js'
@@ -69,6 +71,32 @@ const keyLogWriter = (path: string): ((lines: string) => void) => {
   return (lines) => appendFileSync(path, lines, { mode: 0o600 })
 }
 
+/** Remembered peer addresses (one object per address and port) before the cache starts over. */
+const ADDRESS_CACHE_LIMIT = 4096
+
+/**
+ * A socket whose sends to an IP literal skip dns.lookup. node:dgram resolves the
+ * destination of every send on an unconnected socket, and dns.lookup answers even an IP
+ * literal on the next tick: a closure and a nextTick hop per datagram. Until the socket
+ * is bound, lookups (of the bind address) keep Node's asynchronous behaviour.
+ */
+const createUdpSocket = (type: SocketType, ipv6Only: boolean): Socket => {
+  let bound = false
+  const socket = createSocket({
+    type,
+    ipv6Only,
+    lookup: ((hostname: string, options: unknown, callback: (err: Error | null, address: string, family: number) => void) => {
+      const family = bound ? isIP(hostname) : 0
+      if (family !== 0) callback(null, hostname, family)
+      else dnsLookup(hostname, options as number, callback)
+    }) as unknown as typeof dnsLookup,
+  })
+  socket.once('listening', () => {
+    bound = true
+  })
+  return socket
+}
+
 /** setTimeout's largest delay; longer deadlines are re-armed when this one fires. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
 
@@ -101,12 +129,14 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   private sendsDrained: Array<() => void> = []
   private closing: Promise<void> | undefined
   private socketOpen = true
+  /** Peer address objects by port (checked against the IP): see addressOf. */
+  private readonly addresses = new Map<number, UdpAddress>()
 
   /** Bind a socket and start driving a new Endpoint over it. */
   static async open(opts: UdpEndpointOptions): Promise<UdpEndpoint> {
     const host = stripBrackets(opts.host)
     const type = socketTypeFor(host)
-    const socket = createSocket({ type, ipv6Only: type === 'udp6' && opts.ipv6Only === true })
+    const socket = createUdpSocket(type, type === 'udp6' && opts.ipv6Only === true)
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error): void => {
         socket.close()
@@ -160,7 +190,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   async rebind(): Promise<void> {
     const old = this.socket
     const local = old.address()
-    const socket = createSocket(local.family === 'IPv6' ? 'udp6' : 'udp4')
+    const socket = createUdpSocket(local.family === 'IPv6' ? 'udp6' : 'udp4', false)
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject)
       socket.bind(0, local.address, () => {
@@ -242,14 +272,32 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   private readonly onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     this.stats.datagramsReceived++
     this.stats.bytesReceived += msg.length
-    const from: UdpAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 'IPv6' : 'IPv4' }
+    const from = this.addressOf(rinfo)
     try {
       // Node gives every datagram its own backing store, so the core may keep views into it.
       this.core.handleDatagram(this.clock(), new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), from)
     } catch (err) {
       this.coreFailure('handleDatagram', err, from)
     }
-    this.scheduleFlush()
+    // Answer in this callback rather than on setImmediate: one event-loop hop and its
+    // bookkeeping less per datagram, and the reply leaves before libuv goes back to the
+    // socket. Several messages queued by the listeners still share one flush (and so
+    // datagrams); only datagrams that arrive together are no longer flushed as a batch.
+    this.flush()
+  }
+
+  /**
+   * The core compares peer addresses by identity first: hand it the same object for the
+   * same address and port instead of a new one per datagram.
+   */
+  private addressOf(rinfo: RemoteInfo): UdpAddress {
+    const key = rinfo.port
+    const cached = this.addresses.get(key)
+    if (cached !== undefined && cached.address === rinfo.address) return cached
+    if (this.addresses.size >= ADDRESS_CACHE_LIMIT) this.addresses.clear()
+    const from: UdpAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 'IPv6' : 'IPv4' }
+    this.addresses.set(key, from)
+    return from
   }
 
   private scheduleFlush(): void {

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util'
 import { StoreError, isValidUsername } from '../store/account-store.js'
 import { DEFAULT_DATA_DIR, SqliteAccountStore } from '../store/sqlite-account-store.js'
 import { SQLITE_MIGRATIONS } from '../store/sqlite-message-store.js'
+import { InterruptedError, readHiddenLine } from '../io/hidden-input.js'
 import { hashPassword } from './accounts/password.js'
 
 export const EXIT_OK = 0
@@ -187,39 +188,15 @@ const readAll = async (stream: NodeJS.ReadableStream): Promise<string> => {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-/** Read a line from a terminal in raw mode, echoing nothing. */
-const readHidden = (prompt: string, io: AdminIo): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const stdin = io.stdin
-    io.stderr.write(prompt)
-    stdin.setRawMode?.(true)
-    stdin.setEncoding('utf8')
-    stdin.resume()
-    let line = ''
-    const finish = () => {
-      stdin.setRawMode?.(false)
-      stdin.pause()
-      stdin.off('data', onData)
-      io.stderr.write('\n')
-    }
-    const onData = (chunk: string | Buffer) => {
-      for (const ch of String(chunk)) {
-        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
-          finish()
-          resolve(line)
-          return
-        }
-        if (ch === '\u0003') {
-          finish()
-          reject(new AdminError('interrupted', 130))
-          return
-        }
-        if (ch === '\u007f' || ch === '\b') line = [...line].slice(0, -1).join('')
-        else line += ch
-      }
-    }
-    stdin.on('data', onData)
-  })
+/** Read a password from the terminal; Ctrl-C exits 130. */
+const readHidden = async (prompt: string, io: AdminIo): Promise<string> => {
+  try {
+    return await readHiddenLine(prompt, io)
+  } catch (err) {
+    if (err instanceof InterruptedError) throw new AdminError('interrupted', 130)
+    throw err
+  }
+}
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
 if (isMain) {

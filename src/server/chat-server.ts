@@ -8,10 +8,11 @@ import type { Session } from '../core/session/session.js'
 import type { ServerSecurity } from '../core/session/secure-handshake.js'
 import type { SessionConfig } from '../core/session/config.js'
 import type { TraceSink } from '../core/trace.js'
-import { ErrorCode, errorCodeName } from '../core/errors.js'
+import { ErrorCode } from '../core/errors.js'
 import type { EndpointEvent } from '../core/endpoint.js'
 import { isChatMessage } from '../protocol/chat-codec.js'
-import { type UdpAddress, formatAddress } from '../io/address.js'
+import type { UdpAddress } from '../io/address.js'
+import { logSessionEvent } from '../io/session-log.js'
 import { type Logger, silentLogger } from '../io/logger.js'
 import { CONTROL_STREAM, SessionAuthenticator } from '../io/session-auth.js'
 import { UdpEndpoint } from '../io/udp-endpoint.js'
@@ -128,24 +129,9 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
     }
   }
   endpoint.on('event', (e: EndpointEvent<UdpAddress>) => {
-    const ev = e.event
-    switch (ev.type) {
-      case 'message':
-        auth.onMessage(e.session, e.address.address, ev.streamId, ev.data, deliver)
-        break
-      case 'accepted':
-        log.debug({ session: e.session.traceId, peer: formatAddress(e.address) }, 'session accepted')
-        break
-      case 'address_changed':
-        log.info({ session: e.session.traceId, peer: formatAddress(e.address), from: formatAddress(ev.from) }, 'peer address changed')
-        break
-      case 'closed':
-        auth.forget(e.session)
-        log.info({ session: e.session.traceId, code: errorCodeName(ev.code), reason: ev.reason, byPeer: ev.byPeer }, 'session closed')
-        break
-      default:
-        break
-    }
+    if (e.event.type === 'message') auth.onMessage(e.session, e.address.address, e.event.streamId, e.event.data, deliver)
+    else if (e.event.type === 'closed') auth.forget(e.session)
+    logSessionEvent(log, e)
   })
   const policy = (): RetentionPolicy => ({
     olderThanMs: o.retention?.days === undefined ? undefined : Date.now() - o.retention.days * DAY_MS,

@@ -183,7 +183,7 @@ const toEntry = (r: InboxRow): InboxEntry => {
       }
     case KIND_RECEIPT:
       return { kind: 'receipt', version: r.version, msgId: r.msg_id!, status: STATUS_BY_CODE[r.code!], byUserId: r.actor_user_id!, atMs: r.created_at_ms }
-    default:
+    case KIND_GROUP:
       return {
         kind: 'group',
         version: r.version,
@@ -194,6 +194,9 @@ const toEntry = (r: InboxRow): InboxEntry => {
         name: r.name!,
         atMs: r.created_at_ms,
       }
+    default:
+      // The table's CHECK constraint admits only the three kinds.
+      throw new Error(`inbox row of unknown kind ${r.kind}`)
   }
 }
 

@@ -62,6 +62,7 @@ for (const host of ['127.0.0.1', '::1']) {
     const fromBob = range('b', 40)
     const [okA, okB] = await Promise.all([sendAll(alice.client, toUser(bob), fromAlice), sendAll(bob.client, toUser(alice), fromBob)])
     t.equal(new Set(okA.map((s) => s.msgId)).size, 40, 'forty distinct msgIds for alice')
+    t.equal(new Set(okB.map((s) => s.msgId)).size, 40, 'forty distinct msgIds for bob')
     await syncedToHead(w, alice)
     await syncedToHead(w, bob)
 

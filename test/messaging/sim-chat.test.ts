@@ -18,7 +18,7 @@ const VIRTUAL_LIMIT_MS = 600_000
 
 const toUser = (d: SimDevice): Peer => ({ kind: 'user', userId: d.userId })
 
-/** Bodies of the messages a device received from `fromUserId` in conversation `match`, in arrival order. */
+/** Bodies of the messages a device received from `fromUserId`, in arrival order. */
 const bodiesFrom = (d: SimDevice, fromUserId: number): string[] => d.received.filter((e) => e.fromUserId === fromUserId).map((e) => e.body)
 
 const noDuplicates = (t: Test, d: SimDevice, seed: number): void => {
@@ -28,7 +28,7 @@ const noDuplicates = (t: Test, d: SimDevice, seed: number): void => {
 
 const sendAll = (from: SimDevice, to: Peer, bodies: string[]): Array<Promise<unknown>> => bodies.map((b) => from.core.send(to, b))
 
-const settle = async (sim: ChatSim, promises: Array<Promise<unknown>>, done: () => boolean, seed: number): Promise<boolean> => {
+const settle = async (sim: ChatSim, promises: Array<Promise<unknown>>, done: () => boolean): Promise<boolean> => {
   let settled = 0
   for (const p of promises) void p.then(() => settled++, () => settled++)
   return sim.runUntil(() => settled === promises.length && done(), VIRTUAL_LIMIT_MS)
@@ -36,19 +36,23 @@ const settle = async (sim: ChatSim, promises: Array<Promise<unknown>>, done: () 
 
 const range = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${i}`)
 
+/** Two users with one device each, both going online. */
+const twoUsers = async (seed: number, a: string, b: string): Promise<[ChatSim, SimDevice, SimDevice]> => {
+  const sim = new ChatSim({ seed, impairment: LOSSY })
+  await sim.addUser(a)
+  await sim.addUser(b)
+  const devices = [await sim.addDevice(a, 'phone'), await sim.addDevice(b, 'phone')]
+  for (const d of devices) sim.connect(d)
+  return [sim, devices[0], devices[1]]
+}
+
 for (const seed of SEEDS) {
   t.test(`seed ${seed}: two users chat both ways`, async (t) => {
-    const sim = new ChatSim({ seed, impairment: LOSSY })
-    await sim.addUser('alice')
-    await sim.addUser('bob')
-    const alice = await sim.addDevice('alice', 'phone')
-    const bob = await sim.addDevice('bob', 'phone')
-    sim.connect(alice)
-    sim.connect(bob)
+    const [sim, alice, bob] = await twoUsers(seed, 'alice', 'bob')
     const fromAlice = range('a', 30)
     const fromBob = range('b', 30)
     const sends = [...sendAll(alice, toUser(bob), fromAlice), ...sendAll(bob, toUser(alice), fromBob)]
-    const ok = await settle(sim, sends, () => alice.received.length === 60 && bob.received.length === 60, seed)
+    const ok = await settle(sim, sends, () => alice.received.length === 60 && bob.received.length === 60)
     t.ok(ok, `seed ${seed}: everything delivered within the virtual time limit (alice ${alice.received.length}, bob ${bob.received.length})`)
     t.same(bodiesFrom(bob, alice.userId), fromAlice, `seed ${seed}: bob got alice's messages once each, in order`)
     t.same(bodiesFrom(alice, bob.userId), fromBob, `seed ${seed}: alice got bob's messages once each, in order`)
@@ -68,11 +72,11 @@ for (const seed of SEEDS) {
     t.ok(await sim.runUntil(() => devices.every((d) => d.core.connected), VIRTUAL_LIMIT_MS), `seed ${seed}: all logged in`)
     let groupId = 0
     const created = devices[0].core.groupCreate('five', names.slice(1)).then((g) => (groupId = g.groupId))
-    t.ok(await settle(sim, [created], () => groupId > 0, seed), `seed ${seed}: group created`)
+    t.ok(await settle(sim, [created], () => groupId > 0), `seed ${seed}: group created`)
     const to: Peer = { kind: 'group', groupId }
     const perSender = devices.map((d, i) => range(`m${i}`, 10))
     const sends = devices.flatMap((d, i) => sendAll(d, to, perSender[i]))
-    const ok = await settle(sim, sends, () => devices.every((d) => d.received.length === 50), seed)
+    const ok = await settle(sim, sends, () => devices.every((d) => d.received.length === 50))
     t.ok(ok, `seed ${seed}: every member got all 50 (${devices.map((d) => d.received.length).join(', ')})`)
     const order = devices[0].received.map((e) => e.msgId)
     for (const d of devices) {
@@ -93,7 +97,7 @@ for (const seed of SEEDS) {
     const fromDave = range('d', 20)
     const fromCarol = range('c', 10)
     const sends = [...sendAll(dave, toUser(carols[0]), fromDave), ...sendAll(carols[0], toUser(dave), fromCarol)]
-    const ok = await settle(sim, sends, () => carols.every((c) => c.received.length === 30) && dave.received.length === 30, seed)
+    const ok = await settle(sim, sends, () => carols.every((c) => c.received.length === 30) && dave.received.length === 30)
     t.ok(ok, `seed ${seed}: all devices complete (${carols.map((c) => c.received.length).join(', ')}, dave ${dave.received.length})`)
     for (const c of carols) {
       noDuplicates(t, c, seed)
@@ -112,7 +116,7 @@ for (const seed of SEEDS) {
     sim.connect(frank)
     const bodies = range('f', 20)
     const sends = sendAll(frank, toUser(erin), bodies)
-    t.ok(await settle(sim, sends, () => true, seed), `seed ${seed}: stored while erin is offline`)
+    t.ok(await settle(sim, sends, () => true), `seed ${seed}: stored while erin is offline`)
     t.equal(erin.received.length, 0, 'erin has nothing yet')
     sim.connect(erin)
     t.ok(await sim.runUntil(() => erin.received.length === 20, VIRTUAL_LIMIT_MS), `seed ${seed}: erin synced (${erin.received.length})`)
@@ -127,15 +131,9 @@ for (const seed of SEEDS) {
   })
 
   t.test(`seed ${seed}: a new device gets the history; a resent SEND is not duplicated`, async (t) => {
-    const sim = new ChatSim({ seed, impairment: LOSSY })
-    await sim.addUser('gina')
-    await sim.addUser('hank')
-    const gina = await sim.addDevice('gina', 'phone')
-    const hank = await sim.addDevice('hank', 'phone')
-    sim.connect(gina)
-    sim.connect(hank)
+    const [sim, gina, hank] = await twoUsers(seed, 'gina', 'hank')
     const bodies = range('h', 15)
-    t.ok(await settle(sim, sendAll(hank, toUser(gina), bodies), () => gina.received.length === 15, seed), `seed ${seed}: first device has it`)
+    t.ok(await settle(sim, sendAll(hank, toUser(gina), bodies), () => gina.received.length === 15), `seed ${seed}: first device has it`)
 
     // The same SEND twice (a client retrying after a lost SEND_OK): one message.
     const clientMsgId = new Uint8Array(16).fill(seed)
@@ -151,7 +149,7 @@ for (const seed of SEEDS) {
     const more = sendAll(hank, toUser(gina), range('r', 5))
     sim.disconnect(hank)
     sim.connect(hank)
-    t.ok(await settle(sim, more, () => gina.received.length === 21, seed), `seed ${seed}: resent after reconnect`)
+    t.ok(await settle(sim, more, () => gina.received.length === 21), `seed ${seed}: resent after reconnect`)
     await sim.runUntil(() => false, 5_000)
     noDuplicates(t, gina, seed)
     t.equal(gina.received.length, 21, `seed ${seed}: nothing duplicated by the resend`)

@@ -45,11 +45,6 @@ const asReceipt = (r: InboxWriteResult): ReceiptResult => {
   if (r.kind !== 'receipt') throw new Error(`expected a receipt result, got ${r.kind}`)
   return r
 }
-const versionOf = (r: InboxWriteResult, userId: number): number => {
-  const v = r.versions.find((x) => x.userId === userId)
-  if (v === undefined) throw new Error(`no version for user ${userId}`)
-  return v.version
-}
 
 const readAll = (store: MessageStore, userId: number): Promise<InboxEntry[]> => store.readInbox({ userId, afterVersion: 0, limit: 10_000 })
 const versions = (entries: InboxEntry[]): number[] => entries.map((e) => e.version)
