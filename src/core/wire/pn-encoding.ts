@@ -39,7 +39,7 @@ export interface DecodePacketNumberInput {
   /** The value read from the header. */
   truncated: number
   lengthBytes: PnLength
-  /** Largest packet number received so far in this space; undefined if none. */
+  /** Largest packet number received so far in this space; undefined or -1 if none. */
   largestReceived: number | undefined
 }
 
