@@ -7,6 +7,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SessionTokens, loadOrCreateTokenSecret } from '../src/server/accounts/tokens.js'
 import { hashPassword } from '../src/server/accounts/password.js'
@@ -136,6 +138,15 @@ export interface ServerStats {
   commit: Record<string, number>
   io: Record<string, number>
   core: Record<string, number>
+  /** Event-loop delay since the previous stats request, ms (perf_hooks histogram). */
+  loopDelayP99Ms: number
+  loopDelayMaxMs: number
+  /** GC pauses since the previous stats request (PerformanceObserver 'gc'). */
+  gcPauseMaxMs: number
+  gcPauseTotalMs: number
+  gcPausesOver100Ms: number
+  /** Kernel drops on the server's socket (receive buffer full), since it was bound. */
+  socketDrops: number
 }
 
 // ---- database setup -------------------------------------------------------------------
@@ -177,6 +188,53 @@ export const createBenchUsers = async (dataDir: string, count: number, namePrefi
     await stores.close()
   }
   return users
+}
+
+/**
+ * CPU time the whole machine spent busy (user, nice, system, irq, softirq) and stolen by
+ * the hypervisor, in seconds, from /proc/stat; NaN off Linux. Compared with what the
+ * bench's own processes used, it shows how much other work shared the cores.
+ */
+export const machineCpu = (): { busySeconds: number; stealSeconds: number } => {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    const [user, nice, system, , , irq, softirq, steal] = f
+    return { busySeconds: (user + nice + system + irq + softirq) / 100, stealSeconds: steal / 100 }
+  } catch {
+    return { busySeconds: NaN, stealSeconds: NaN }
+  }
+}
+
+/** Datagrams the kernel dropped on the UDP socket bound to `port` (receive buffer full), from /proc/net/udp. */
+export const udpDrops = (port: number): number => {
+  try {
+    const hex = port.toString(16).toUpperCase().padStart(4, '0')
+    for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f.length > 12 && f[1].endsWith(`:${hex}`)) return Number(f[f.length - 1])
+    }
+  } catch {
+    // not Linux
+  }
+  return NaN
+}
+
+/** Mean wall time of write(4 KiB) + fsync in `dir`, microseconds: what one durable commit waits for. */
+export const fsyncLatencyUs = (dir: string, count = 200): number => {
+  const path = join(dir, 'fsync-probe')
+  const fd = openSync(path, 'w')
+  const block = Buffer.alloc(4096, 1)
+  const started = performance.now()
+  try {
+    for (let i = 0; i < count; i++) {
+      writeSync(fd, block)
+      fsyncSync(fd)
+    }
+  } finally {
+    closeSync(fd)
+    rmSync(path, { force: true })
+  }
+  return ((performance.now() - started) * 1000) / count
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

@@ -18,6 +18,8 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   'udp-echo': () => import('./udp-echo.js'),
   crypto: () => import('./crypto.js'),
   'lossy-link': () => import('./lossy-link.js'),
+  'chat-throughput': () => import('./chat-throughput.js'),
+  'chat-capacity': () => import('./chat-capacity.js'),
   // Needs root (network namespaces + nftables random drop); reports "skipped" otherwise.
   'chat-vs-tcp': () => import('../tools/lossy-link/compare/run.js'),
 }
