@@ -13,7 +13,10 @@ import { MemoryAccountStore } from '../../src/store/memory-account-store.js'
 import { MemoryMessageStore } from '../../src/store/memory-message-store.js'
 import { GroupCommit } from '../../src/store/group-commit.js'
 
-const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 5))
+/** Let every queued handler, store call and group commit run: no I/O here, only microtasks and setImmediate. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
+}
 
 class FakeLink implements ChatLink {
   readonly got: ChatMessage[] = []
@@ -37,7 +40,7 @@ const setup = async (limits: Partial<MessagingLimits> = {}) => {
   const accounts = new MemoryAccountStore()
   const store = new MemoryMessageStore({ accounts })
   let nowMs = 1_000_000
-  const commit = new GroupCommit({ store, windowMs: 0 })
+  const commit = new GroupCommit({ store, windowMs: 0, schedule: (fn) => setImmediate(fn) })
   const service = new MessagingService({ store, accounts, commit, log: silentLogger(), limits, nowMs: () => nowMs })
   const user = async (name: string, deviceId: number): Promise<FakeLink> => {
     const u = await accounts.createUser({ username: name, passwordHash: 'x', nowMs })
