@@ -344,7 +344,7 @@ const chatStart = async (): Promise<{ synced: number; elapsedMs: number }> => {
       if (p.okAt > 0) complete(p, entry.body)
     })
   }
-  for (const s of sessions) s.core?.onConnected()
+  for (const s of sessions) s.core?.onConnected({ userId: s.user.userId, deviceId: s.user.deviceId })
   await Promise.race([Promise.all(all), sleep(30_000)])
   return { synced, elapsedMs: performance.now() - started }
 }

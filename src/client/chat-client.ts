@@ -282,7 +282,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.attempt = 0
       this.loggedIn = true
       this.opts.logger?.info({ userId: auth.userId, deviceId: auth.deviceId, resumed: auth.resumed }, 'chat session logged in')
-      this.core.onConnected()
+      this.core.onConnected(this.me)
       this.emit('connected', { userId: auth.userId, deviceId: auth.deviceId, resumed: auth.resumed })
     } finally {
       this.connecting = false

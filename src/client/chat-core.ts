@@ -13,6 +13,15 @@
  * cursor; each SYNC_BATCH is applied in version order (entries at or below the cursor are
  * ignored, so nothing is emitted twice), the cursor is persisted, FIN reports it, and the
  * core syncs again while the inbox is longer than what it holds.
+ *
+ * Two shortcuts keep the datagrams per message down, without changing what is delivered:
+ * - The server does not PUSH a device its own message's copy: SEND_OK carries that copy's
+ *   version. When it is the next version after the cursor (and the core knows who it is
+ *   logged in as), the core emits the copy itself and moves the cursor; otherwise SEND_OK
+ *   counts as a PUSH and the core syncs.
+ * - FIN is sent when the synced entries include a message from someone else (it makes the
+ *   server send them "delivered"); a sync of receipts, group events and the device's own
+ *   copies is reported by the next FIN instead.
  */
 import { EventEmitter } from 'node:events'
 import { decodeChatMessage, encodeChatMessage } from '../protocol/chat-codec.js'
@@ -164,6 +173,8 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
   private pushedDuringSync = false
   /** The cursor last reported with FIN in this session (-1: none yet). */
   private finSent = -1
+  /** Who this session is logged in as (onConnected), for the device's own copies. */
+  private self: { userId: number; deviceId: number } | undefined
   private nextRequestId = 1
   private readonly pending = new Map<number, PendingRequest>()
   private readonly readQueue = new Set<number>()
@@ -221,9 +232,14 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
 
   // --- session lifecycle -------------------------------------------------------------
 
-  /** The session is logged in: resend the outbox in order, then sync from the cursor. */
-  onConnected(): void {
+  /**
+   * The session is logged in: resend the outbox in order, then sync from the cursor.
+   * `self` (the logged-in user and device) lets SEND_OK stand in for syncing the device's
+   * own copy of a message; without it the core syncs that copy like any entry.
+   */
+  onConnected(self?: { userId: number; deviceId: number }): void {
     if (this.closed) return
+    this.self = self
     this.connectedNow = true
     this.syncInFlight = false
     this.pushedDuringSync = false
@@ -468,11 +484,13 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     this.syncInFlight = false
     if (m.latestVersion > this.latestKnown) this.latestKnown = m.latestVersion
     const before = this.cursorNow
+    let fromOthers = false
     for (const entry of m.entries) {
       if (entry.version <= this.cursorNow) continue
       this.cursorNow = entry.version
       switch (entry.kind) {
         case 'message':
+          if (entry.fromUserId !== this.self?.userId) fromOthers = true
           this.emit('message', entry)
           break
         case 'receipt':
@@ -486,7 +504,7 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     const progressed = this.cursorNow > before
     if (progressed) this.state.saveCursor(this.cursorNow)
     if (!this.connectedNow) return
-    if (this.cursorNow > 0 && this.cursorNow > this.finSent) {
+    if ((fromOthers || this.self === undefined) && this.cursorNow > 0 && this.cursorNow > this.finSent) {
       if (this.transmit({ type: 'FIN', version: this.cursorNow })) this.finSent = this.cursorNow
     }
     const pushed = this.pushedDuringSync
@@ -513,6 +531,23 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     const info: SentInfo = { clientMsgId: o.entry.clientMsgId, to: o.entry.to, body: o.entry.body, msgId: m.msgId, version: m.version, sentAtMs: m.sentAtMs }
     for (const w of o.waiters) w.resolve(info)
     this.emit('sent', info)
+    this.ownCopy(info)
+  }
+
+  /** The device's own copy of a message it sent is at `info.version` of its inbox (no PUSH comes for it). */
+  private ownCopy(info: SentInfo): void {
+    if (info.version <= this.cursorNow) return
+    // Safe with a SYNC in flight: its batch skips entries at or below the cursor.
+    if (info.version === this.cursorNow + 1 && this.self !== undefined) {
+      if (info.version > this.latestKnown) this.latestKnown = info.version
+      this.cursorNow = info.version
+      const { clientMsgId, to, body, msgId, version, sentAtMs } = info
+      this.emit('message', { kind: 'message', version, msgId, fromUserId: this.self.userId, fromDeviceId: this.self.deviceId, to, sentAtMs, clientMsgId, body })
+      this.state.saveCursor(this.cursorNow)
+      if (this.latestKnown > this.cursorNow) this.sync()
+      return
+    }
+    this.onPush(info.version)
   }
 
   private onSendFailed(m: Extract<ChatMessage, { type: 'SEND_FAILED' }>): void {

@@ -221,6 +221,12 @@ export const checkInboxWrite = (w: InboxWrite): void => {
       if (w.status !== 'delivered' && w.status !== 'read') throw invalid(`receipt status ${String(w.status)}`)
       if (!isId(w.byUserId)) throw invalid(`byUserId ${String(w.byUserId)}`)
       return
+    case 'fin':
+      if (!isId(w.userId)) throw invalid(`userId ${String(w.userId)}`)
+      if (!isId(w.deviceId)) throw invalid(`deviceId ${String(w.deviceId)}`)
+      if (!isTime(w.version)) throw invalid(`version ${String(w.version)}`)
+      if (!isTime(w.maxReceiptEntries)) throw invalid(`maxReceiptEntries ${String(w.maxReceiptEntries)}`)
+      return
     case 'group_event':
       if (!isId(w.groupId)) throw invalid(`groupId ${String(w.groupId)}`)
       if (!GROUP_EVENTS.has(w.event)) throw invalid(`group event ${String(w.event)}`)

@@ -14,7 +14,7 @@
  * Retention (pruneInboxes) deletes inbox entries and then every message no inbox entry of
  * kind 'message' refers to any more (with its receipts), as the SQLite store does.
  */
-import type { InboxEntry, Peer } from '../protocol/chat-types.js'
+import type { InboxEntry, Peer, ReceiptStatus } from '../protocol/chat-types.js'
 import type { AccountStore } from './account-store.js'
 import { checkGroupName, checkInboxWrite, orderVersionsLike, uniqueUserIds } from './group-commit.js'
 import {
@@ -245,7 +245,7 @@ export class MemoryMessageStore implements MessageStore {
     for (let i = 0; i < n; i++) {
       const w = writes[i]
       checkInboxWrite(w)
-      if (w.kind === 'receipt') continue
+      if (w.kind === 'receipt' || w.kind === 'fin') continue
       const ids = uniqueUserIds(w.inboxUserIds)
       inboxIds[i] = ids
       for (const id of ids) need(id)
@@ -279,6 +279,7 @@ export class MemoryMessageStore implements MessageStore {
       const w = writes[i]
       if (w.kind === 'message') results[i] = this.applyMessage(w, keys[i], inboxIds[i])
       else if (w.kind === 'receipt') results[i] = this.applyReceipt(w)
+      else if (w.kind === 'fin') results[i] = this.applyFin(w)
       else results[i] = this.applyGroupEvent(w, inboxIds[i])
     }
     return results
@@ -318,16 +319,38 @@ export class MemoryMessageStore implements MessageStore {
 
   private applyReceipt(w: Extract<InboxWrite, { kind: 'receipt' }>): InboxWriteResult {
     const msg = this.messages.get(w.msgId)
-    if (msg === undefined) return { kind: 'receipt', added: false, versions: [] }
-    const rk = `${w.msgId}:${w.byUserId}:${w.status}`
-    if (this.receipts.has(rk)) return { kind: 'receipt', added: false, versions: [] }
+    const version = msg === undefined ? 0 : this.addReceipt(msg, w.status, w.byUserId, w.nowMs)
+    return version === 0 ? { kind: 'receipt', added: false, versions: [] } : { kind: 'receipt', added: true, versions: [{ userId: msg!.senderUserId, version }] }
+  }
+
+  /** The receipt and the sender's inbox entry; returns its version, 0 if the receipt existed. */
+  private addReceipt(msg: MemMessage, status: ReceiptStatus, byUserId: number, nowMs: number): number {
+    const rk = `${msg.msgId}:${byUserId}:${status}`
+    if (this.receipts.has(rk)) return 0
     this.receipts.add(rk)
     ;(msg.receiptKeys ??= []).push(rk)
     const inbox = this.inbox(msg.senderUserId)
     const version = ++inbox.head
-    const entry: ReceiptEntry = { kind: 'receipt', version, msgId: w.msgId, status: w.status, byUserId: w.byUserId, atMs: w.nowMs }
-    inbox.entries.push({ kind: 'receipt', version, atMs: w.nowMs, entry })
-    return { kind: 'receipt', added: true, versions: [{ userId: msg.senderUserId, version }] }
+    const entry: ReceiptEntry = { kind: 'receipt', version, msgId: msg.msgId, status, byUserId, atMs: nowMs }
+    inbox.entries.push({ kind: 'receipt', version, atMs: nowMs, entry })
+    return version
+  }
+
+  private applyFin(w: Extract<InboxWrite, { kind: 'fin' }>): InboxWriteResult {
+    const inbox = this.inboxes.get(w.userId)
+    const version = Math.min(w.version, inbox?.head ?? 0)
+    const before = this.cursors.get(w.deviceId) ?? 0
+    if (inbox === undefined || version <= before) return { kind: 'fin', previousCursor: before, cursor: before, versions: [] }
+    this.cursors.set(w.deviceId, version)
+    const from = Math.max(before, version - w.maxReceiptEntries)
+    const versions: Array<{ userId: number; version: number }> = []
+    for (let i = firstAfter(inbox.entries, from); i < inbox.entries.length && inbox.entries[i].version <= version; i++) {
+      const slot = inbox.entries[i]
+      if (slot.kind !== 'message' || slot.msg.senderUserId === w.userId) continue
+      const v = this.addReceipt(slot.msg, 'delivered', w.userId, w.nowMs)
+      if (v !== 0) versions.push({ userId: slot.msg.senderUserId, version: v })
+    }
+    return { kind: 'fin', previousCursor: before, cursor: version, versions }
   }
 
   private applyGroupEvent(w: Extract<InboxWrite, { kind: 'group_event' }>, ids: number[]): InboxWriteResult {

@@ -5,7 +5,7 @@
  * conformance suite (test/store/message-conformance.ts).
  *
  * Writes that must be durable before the client hears back (messages, receipts, group
- * events) go through `applyBatch`: the server's group commit collects them for a
+ * events, FIN's cursor and delivered receipts) go through `applyBatch`: the server's group commit collects them for a
  * millisecond or two and the store applies the whole batch atomically, with ONE
  * durable commit (one fsync), before any promise resolves.
  *
@@ -63,6 +63,21 @@ export type InboxWrite =
       inboxUserIds: number[]
       nowMs: number
     }
+  | {
+      /**
+       * FIN: device `deviceId` of `userId` holds every entry up to `version` (clamped to the
+       * inbox head). Moves the device's cursor (never backwards) and adds a 'delivered'
+       * receipt by `userId` for every message from another user among the newly held
+       * entries, looking back at most `maxReceiptEntries` entries below `version` (a new
+       * device catching up does not flood the senders).
+       */
+      kind: 'fin'
+      userId: number
+      deviceId: number
+      version: number
+      maxReceiptEntries: number
+      nowMs: number
+    }
 
 export type InboxWriteResult =
   | {
@@ -82,6 +97,15 @@ export type InboxWriteResult =
       versions: Array<{ userId: number; version: number }>
     }
   | { kind: 'group_event'; versions: Array<{ userId: number; version: number }> }
+  | {
+      kind: 'fin'
+      /** The device's cursor before the write. */
+      previousCursor: number
+      /** The cursor after it (unchanged when the FIN was not beyond it). */
+      cursor: number
+      /** The delivered-receipt entries added, one per sender inbox entry. */
+      versions: Array<{ userId: number; version: number }>
+    }
 
 export interface StoredMessage {
   msgId: number

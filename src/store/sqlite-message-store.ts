@@ -5,6 +5,12 @@
  *
  * applyBatch runs the whole batch in ONE immediate transaction, so with WAL and
  * synchronous=FULL a batch costs exactly one fsync of the WAL, however many writes it holds.
+ * That fsync does not block the event loop: the batch commits with synchronous=NORMAL
+ * (frames written to the WAL, not synced) and applyBatch then fdatasyncs the WAL file on
+ * libuv's thread pool and resolves only after it returns — the same guarantee as FULL
+ * (the WAL holding the commit is on disk before anyone is told), while the server goes on
+ * serving meanwhile. Until then the batch's inbox entries are held back from
+ * readInbox / inboxHead, so no device can hold an entry a power cut could still undo.
  * Inbox versions come from `inbox_heads` (one counter per user, bumped per entry), so they
  * are strictly increasing and never reused, even after entries are pruned.
  *
@@ -13,6 +19,8 @@
  * AUTOINCREMENT, so a pruned message's id is never handed out again. Receipt rows in the
  * sender's inbox do not keep a message alive (they carry the msgId themselves).
  */
+import { closeSync, fdatasync, openSync } from 'node:fs'
+import { promisify } from 'node:util'
 import type { GroupEventKind, InboxEntry, Peer, ReceiptStatus } from '../protocol/chat-types.js'
 import { checkGroupName, checkInboxWrite, orderVersionsLike, uniqueUserIds } from './group-commit.js'
 import {
@@ -128,25 +136,28 @@ const EVENT_BY_CODE: Record<number, GroupEventKind> = { 1: 'created', 2: 'joined
 
 interface GroupRow { group_id: number; name: string; created_by_user_id: number; created_at_ms: number }
 interface MessageRow { msg_id: number; sender_user_id: number; sender_device_id: number; to_kind: number; to_id: number; sent_at_ms: number }
-interface InboxRow {
-  version: number
-  kind: number
-  msg_id: number | null
-  group_id: number | null
-  code: number | null
-  actor_user_id: number | null
-  subject_user_id: number | null
-  name: string | null
-  created_at_ms: number
-  // joined from messages for kind 1
-  sender_user_id: number | null
-  sender_device_id: number | null
-  client_msg_id: Buffer | null
-  to_kind: number | null
-  to_id: number | null
-  body: string | null
-  sent_at_ms: number | null
-}
+/**
+ * One row of readInbox, as an array (better-sqlite3 `raw()`: no object per row):
+ * inbox columns, then for kind 1 the message's (LEFT JOIN).
+ */
+type InboxRow = [
+  version: number,
+  kind: number,
+  msgId: number | null,
+  groupId: number | null,
+  code: number | null,
+  actorUserId: number | null,
+  subjectUserId: number | null,
+  name: string | null,
+  createdAtMs: number,
+  senderUserId: number | null,
+  senderDeviceId: number | null,
+  clientMsgId: Buffer | null,
+  toKind: number | null,
+  toId: number | null,
+  body: string | null,
+  sentAtMs: number | null,
+]
 
 const isId = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
@@ -168,46 +179,42 @@ const toStored = (r: MessageRow): StoredMessage => ({
 })
 
 const toEntry = (r: InboxRow): InboxEntry => {
-  switch (r.kind) {
+  switch (r[1]) {
     case KIND_MESSAGE:
       return {
         kind: 'message',
-        version: r.version,
-        msgId: r.msg_id!,
-        fromUserId: r.sender_user_id!,
-        fromDeviceId: r.sender_device_id!,
-        to: toPeer(r.to_kind!, r.to_id!),
-        sentAtMs: r.sent_at_ms!,
-        clientMsgId: new Uint8Array(r.client_msg_id!),
-        body: r.body!,
+        version: r[0],
+        msgId: r[2]!,
+        fromUserId: r[9]!,
+        fromDeviceId: r[10]!,
+        to: toPeer(r[12]!, r[13]!),
+        sentAtMs: r[15]!,
+        clientMsgId: new Uint8Array(r[11]!),
+        body: r[14]!,
       }
     case KIND_RECEIPT:
-      return { kind: 'receipt', version: r.version, msgId: r.msg_id!, status: STATUS_BY_CODE[r.code!], byUserId: r.actor_user_id!, atMs: r.created_at_ms }
+      return { kind: 'receipt', version: r[0], msgId: r[2]!, status: STATUS_BY_CODE[r[4]!], byUserId: r[5]!, atMs: r[8] }
     case KIND_GROUP:
-      return {
-        kind: 'group',
-        version: r.version,
-        groupId: r.group_id!,
-        event: EVENT_BY_CODE[r.code!],
-        actorUserId: r.actor_user_id!,
-        subjectUserId: r.subject_user_id!,
-        name: r.name!,
-        atMs: r.created_at_ms,
-      }
+      return { kind: 'group', version: r[0], groupId: r[3]!, event: EVENT_BY_CODE[r[4]!], actorUserId: r[5]!, subjectUserId: r[6]!, name: r[7]!, atMs: r[8] }
     default:
       // The table's CHECK constraint admits only the three kinds.
-      throw new Error(`inbox row of unknown kind ${r.kind}`)
+      throw new Error(`inbox row of unknown kind ${r[1]}`)
   }
 }
 
 type MessageWrite = Extract<InboxWrite, { kind: 'message' }>
 type ReceiptWrite = Extract<InboxWrite, { kind: 'receipt' }>
 type GroupEventWrite = Extract<InboxWrite, { kind: 'group_event' }>
+type FinWrite = Extract<InboxWrite, { kind: 'fin' }>
 
 export interface SqliteMessageStoreOptions {
   /** close() also closes the database. Default false: the account store owns it. */
   ownsDatabase?: boolean
 }
+
+const fdatasyncAsync = promisify(fdatasync)
+/** PRAGMA synchronous reads back as a number: 2 is FULL. */
+const SYNCHRONOUS_FULL = 2
 
 export class SqliteMessageStore implements MessageStore {
   readonly db: SqliteDatabase
@@ -216,6 +223,11 @@ export class SqliteMessageStore implements MessageStore {
   private readonly q
   private readonly batchTx
   private readonly pruneTx
+  /** WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
+  private readonly syncOffLoop: boolean
+  private walFd: number | undefined
+  /** userId -> lowest version written by the batch whose WAL sync is under way (held back from reads). */
+  private readonly notYetDurable = new Map<number, number>()
 
   /** `db` must have been opened with SQLITE_MIGRATIONS (openDatabase / SqliteAccountStore). */
   constructor(db: SqliteDatabase, options: SqliteMessageStoreOptions = {}) {
@@ -271,7 +283,17 @@ export class SqliteMessageStore implements MessageStore {
         FROM inbox i LEFT JOIN messages m ON i.kind = 1 AND m.msg_id = i.msg_id
         WHERE i.user_id = ? AND i.version > ?
         ORDER BY i.version
-        LIMIT ?`),
+        LIMIT ?`).raw(),
+
+      // [msg_id, sender_user_id] of the messages from others in versions (after, upTo]
+      heldFromOthers: db.prepare(`
+        SELECT i.msg_id, m.sender_user_id
+        FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
+        WHERE i.user_id = ? AND i.version > ? AND i.version <= ? AND i.kind = 1 AND m.sender_user_id <> ?
+        ORDER BY i.version`).raw(),
+
+      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+      syncFull: db.prepare('PRAGMA synchronous = FULL'),
 
       getCursor: db.prepare('SELECT version FROM device_cursors WHERE device_id = ?').pluck(),
       setCursor: db.prepare('INSERT INTO device_cursors (device_id, version) VALUES (?, ?) ON CONFLICT (device_id) DO UPDATE SET version = excluded.version'),
@@ -288,11 +310,16 @@ export class SqliteMessageStore implements MessageStore {
         const w = writes[i]
         if (w.kind === 'message') results[i] = this.writeMessage(w, inboxIds[i])
         else if (w.kind === 'receipt') results[i] = this.writeReceipt(w)
+        else if (w.kind === 'fin') results[i] = this.writeFin(w)
         else results[i] = this.writeGroupEvent(w, inboxIds[i])
       }
       return results
     })
     this.pruneTx = db.transaction((policy: RetentionPolicy): number => this.prune(policy))
+    this.syncOffLoop =
+      db.name !== ':memory:' &&
+      db.pragma('journal_mode', { simple: true }) === 'wal' &&
+      db.pragma('synchronous', { simple: true }) === SYNCHRONOUS_FULL
   }
 
   // ---- contacts ----
@@ -401,10 +428,31 @@ export class SqliteMessageStore implements MessageStore {
     for (let i = 0; i < writes.length; i++) {
       const w = writes[i]
       checkInboxWrite(w)
-      inboxIds[i] = w.kind === 'receipt' ? [] : uniqueUserIds(w.inboxUserIds)
+      inboxIds[i] = w.kind === 'receipt' || w.kind === 'fin' ? [] : uniqueUserIds(w.inboxUserIds)
     }
     if (writes.length === 0) return []
-    return this.batchTx.immediate(writes, inboxIds)
+    if (!this.syncOffLoop || this.db.inTransaction) return this.batchTx.immediate(writes, inboxIds)
+    this.q.syncNormal.run()
+    let results: InboxWriteResult[]
+    try {
+      results = this.batchTx.immediate(writes, inboxIds)
+    } finally {
+      this.q.syncFull.run()
+    }
+    // GroupCommit runs one batch at a time; the map is for this batch only.
+    for (const r of results) {
+      for (const { userId, version } of r.versions) {
+        const lowest = this.notYetDurable.get(userId)
+        if (lowest === undefined || version < lowest) this.notYetDurable.set(userId, version)
+      }
+    }
+    try {
+      this.walFd ??= openSync(`${this.db.name}-wal`, 'r')
+      await fdatasyncAsync(this.walFd)
+    } finally {
+      this.notYetDurable.clear()
+    }
+    return results
   }
 
   private writeMessage(w: MessageWrite, inboxIds: number[]): InboxWriteResult {
@@ -436,11 +484,31 @@ export class SqliteMessageStore implements MessageStore {
   private writeReceipt(w: ReceiptWrite): InboxWriteResult {
     const sender = this.q.senderOf.get(w.msgId) as number | undefined
     if (sender === undefined) return { kind: 'receipt', added: false, versions: [] }
-    const status = STATUS_CODE[w.status]
-    if (this.q.insertReceipt.run(w.msgId, w.byUserId, status, w.nowMs).changes === 0) return { kind: 'receipt', added: false, versions: [] }
+    const version = this.addReceipt(w.msgId, sender, STATUS_CODE[w.status], w.byUserId, w.nowMs)
+    return version === 0 ? { kind: 'receipt', added: false, versions: [] } : { kind: 'receipt', added: true, versions: [{ userId: sender, version }] }
+  }
+
+  /** The receipt row and the sender's inbox entry; returns its version, 0 if the receipt existed. */
+  private addReceipt(msgId: number, sender: number, status: number, byUserId: number, nowMs: number): number {
+    if (this.q.insertReceipt.run(msgId, byUserId, status, nowMs).changes === 0) return 0
     const version = this.bumpHead(sender)
-    this.q.insertReceiptEntry.run(sender, version, w.msgId, status, w.byUserId, w.nowMs)
-    return { kind: 'receipt', added: true, versions: [{ userId: sender, version }] }
+    this.q.insertReceiptEntry.run(sender, version, msgId, status, byUserId, nowMs)
+    return version
+  }
+
+  private writeFin(w: FinWrite): InboxWriteResult {
+    const head = (this.q.head.get(w.userId) as number | undefined) ?? 0
+    const version = Math.min(w.version, head)
+    const before = (this.q.getCursor.get(w.deviceId) as number | undefined) ?? 0
+    if (version <= before) return { kind: 'fin', previousCursor: before, cursor: before, versions: [] }
+    this.q.setCursor.run(w.deviceId, version)
+    const from = Math.max(before, version - w.maxReceiptEntries)
+    const versions: Array<{ userId: number; version: number }> = []
+    for (const [msgId, sender] of this.q.heldFromOthers.all(w.userId, from, version, w.userId) as Array<[number, number]>) {
+      const v = this.addReceipt(msgId, sender, STATUS_CODE.delivered, w.userId, w.nowMs)
+      if (v !== 0) versions.push({ userId: sender, version: v })
+    }
+    return { kind: 'fin', previousCursor: before, cursor: version, versions }
   }
 
   private writeGroupEvent(w: GroupEventWrite, inboxIds: number[]): InboxWriteResult {
@@ -470,6 +538,8 @@ export class SqliteMessageStore implements MessageStore {
 
   async inboxHead(userId: number): Promise<number> {
     this.open()
+    const held = this.notYetDurable.get(userId)
+    if (held !== undefined) return held - 1
     return (this.q.head.get(userId) as number | undefined) ?? 0
   }
 
@@ -478,7 +548,14 @@ export class SqliteMessageStore implements MessageStore {
     if (!Number.isSafeInteger(args.afterVersion)) throw invalid(`afterVersion ${String(args.afterVersion)}`)
     if (!isCount(args.limit)) throw invalid(`limit ${String(args.limit)}`)
     if (args.limit === 0) return []
-    return (this.q.readInbox.all(args.userId, args.afterVersion, args.limit) as InboxRow[]).map(toEntry)
+    const rows = this.q.readInbox.all(args.userId, args.afterVersion, args.limit) as InboxRow[]
+    const held = this.notYetDurable.get(args.userId)
+    const out: InboxEntry[] = []
+    for (const r of rows) {
+      if (held !== undefined && r[0] >= held) break
+      out.push(toEntry(r))
+    }
+    return out
   }
 
   async getMessage(msgId: number): Promise<StoredMessage | undefined> {
@@ -543,6 +620,8 @@ export class SqliteMessageStore implements MessageStore {
 
   async close(): Promise<void> {
     this.closed = true
+    if (this.walFd !== undefined) closeSync(this.walFd)
+    this.walFd = undefined
     if (this.ownsDatabase && this.db.open) this.db.close()
   }
 

@@ -109,7 +109,7 @@ const harness = (opts: { state?: MemoryClientState; syncBatchSize?: number; retr
   }
 }
 
-const msg = (version: number, body = `m${version}`): InboxEntry => ({
+const msg = (version: number, body = `m${version}`): MessageEntry => ({
   kind: 'message',
   version,
   msgId: 100 + version,
@@ -498,4 +498,46 @@ t.test('shutdown rejects waiting sends with CLOSED but keeps them stored', async
   await t.rejects(p, { code: 'CLOSED' })
   t.equal(h.state.load().outbox.length, 1)
   await t.rejects(h.core.send(BOB, 'after'), { code: 'CLOSED' })
+})
+
+t.test('own copy: SEND_OK at the next version stands in for syncing it; a gap syncs', async (t) => {
+  const h = harness()
+  h.core.onConnected({ userId: 1, deviceId: 3 })
+  t.same(h.take().map((m) => m.type), ['SYNC'])
+  h.feed({ type: 'SYNC_BATCH', afterVersion: 0, latestVersion: 2, entries: [msg(1), msg(2)] })
+  t.same(h.take().map((m) => m.type), ['FIN'], 'messages from others are reported')
+  void h.core.send(BOB, 'mine')
+  const send = h.take()[0]
+  h.events.length = 0
+  h.feed({ type: 'SEND_OK', clientMsgId: send.type === 'SEND' ? send.clientMsgId : new Uint8Array(), msgId: 77, version: 3, sentAtMs: 7_000 })
+  t.same(h.events, ['sent 77', 'message 3'])
+  t.same(h.take(), [], 'no SYNC and no FIN for the own copy')
+  t.equal(h.core.cursor, 3)
+  t.match(h.messages.at(-1), { version: 3, msgId: 77, fromUserId: 1, fromDeviceId: 3, to: BOB, body: 'mine', sentAtMs: 7_000 })
+  t.same(h.state.inner.load().cursor, 3, 'cursor persisted')
+
+  void h.core.send(BOB, 'second')
+  const send2 = h.take()[0]
+  h.feed({ type: 'SEND_OK', clientMsgId: send2.type === 'SEND' ? send2.clientMsgId : new Uint8Array(), msgId: 78, version: 5, sentAtMs: 7_001 })
+  t.match(h.take(), [{ type: 'SYNC', afterVersion: 3 }], 'version 4 is missing: sync')
+  h.feed({ type: 'SYNC_BATCH', afterVersion: 3, latestVersion: 5, entries: [{ kind: 'receipt', version: 4, msgId: 77, status: 'delivered', byUserId: 2, atMs: 1 }, { ...msg(5), fromUserId: 1, msgId: 78 }] })
+  t.same(h.take(), [], 'receipts and own copies: FIN waits for the next message from someone else')
+  t.equal(h.core.cursor, 5)
+  h.feed({ type: 'PUSH', latestVersion: 6 })
+  h.take()
+  h.feed({ type: 'SYNC_BATCH', afterVersion: 5, latestVersion: 6, entries: [msg(6)] })
+  t.match(h.take(), [{ type: 'FIN', version: 6 }])
+})
+
+t.test('own copy: without knowing who it is, the core syncs and FINs every batch', async (t) => {
+  const h = harness()
+  h.core.onConnected()
+  h.take()
+  h.feed({ type: 'SYNC_BATCH', afterVersion: 0, latestVersion: 0, entries: [] })
+  void h.core.send(BOB, 'mine')
+  const send = h.take()[0]
+  h.feed({ type: 'SEND_OK', clientMsgId: send.type === 'SEND' ? send.clientMsgId : new Uint8Array(), msgId: 77, version: 1, sentAtMs: 7_000 })
+  t.match(h.take(), [{ type: 'SYNC', afterVersion: 0 }])
+  h.feed({ type: 'SYNC_BATCH', afterVersion: 0, latestVersion: 1, entries: [{ ...msg(1), fromUserId: 1 }] })
+  t.match(h.take(), [{ type: 'FIN', version: 1 }])
 })

@@ -236,7 +236,7 @@ export class ChatSim {
       if (isLoginMessage(ev.data)) {
         const reply = decodeLoginMessage(ev.data)
         if (reply.type !== 'RESUME_OK') throw new Error(`${d.address}: resume refused: ${JSON.stringify(reply)}`)
-        d.core.onConnected()
+        d.core.onConnected({ userId: reply.userId, deviceId: reply.deviceId })
       } else d.core.handleMessage(ev.data)
     } else if (ev.type === 'closed') {
       // The session died (dead link at heavy loss): come back on a fresh session.

@@ -335,6 +335,48 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     await rejectsMessageCode(t, store.advanceCursor({ deviceId: 5, version: -1 }), 'INVALID_ARGUMENT')
   })
 
+  withStore('fin: moves the cursor, delivered receipts for messages from others, once, within the look-back', async ({ store, users: [a, b, c] }, t) => {
+    const fin = async (userId: number, deviceId: number, version: number, maxReceiptEntries = 1000) => {
+      const [r] = await store.applyBatch([{ kind: 'fin', userId, deviceId, version, maxReceiptEntries, nowMs: 50 }])
+      if (r.kind !== 'fin') throw new Error(`expected a fin result, got ${r.kind}`)
+      return r
+    }
+    // b's inbox: 1 from a, 2 own message to a, 3 from c, 4 from a
+    const m1 = asMessage((await store.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: b }, [b, a], 10)]))[0])
+    await store.applyBatch([messageWrite(b, cid(2), { kind: 'user', userId: a }, [a, b], 11)])
+    const m3 = asMessage((await store.applyBatch([messageWrite(c, cid(3), { kind: 'user', userId: b }, [b, c], 12)]))[0])
+    const m4 = asMessage((await store.applyBatch([messageWrite(a, cid(4), { kind: 'user', userId: b }, [b, a], 13)]))[0])
+    t.same(versions(await readAll(store, b)), [1, 2, 3, 4])
+    const aHead = await store.inboxHead(a)
+
+    const r1 = await fin(b, 20, 3)
+    t.same([r1.previousCursor, r1.cursor], [0, 3])
+    t.same(r1.versions, [{ userId: a, version: aHead + 1 }, { userId: c, version: 2 }], 'one receipt per message from another user, none for its own')
+    t.equal(await store.getCursor(20), 3)
+    const aEntries = await store.readInbox({ userId: a, afterVersion: aHead, limit: 10 })
+    t.same(aEntries.map((e) => e.kind === 'receipt' && [e.msgId, e.status, e.byUserId, e.atMs]), [[m1.msgId, 'delivered', b, 50]])
+    const cEntries = await store.readInbox({ userId: c, afterVersion: 1, limit: 10 })
+    t.same(cEntries.map((e) => e.kind === 'receipt' && [e.msgId, e.status, e.byUserId]), [[m3.msgId, 'delivered', b]])
+
+    const again = await fin(b, 20, 2)
+    t.same([again.previousCursor, again.cursor, again.versions.length], [3, 3, 0], 'never backwards, nothing added')
+    const other = await fin(b, 21, 3)
+    t.same([other.previousCursor, other.cursor, other.versions.length], [0, 3, 0], 'a second device of the same user: cursor moves, receipts exist already')
+    const beyond = await fin(b, 20, 99)
+    t.same([beyond.cursor, beyond.versions.map((v) => v.userId)], [4, [a]], 'clamped to the inbox head')
+    t.same((await store.readInbox({ userId: a, afterVersion: aHead + 1, limit: 10 })).map((e) => e.kind === 'receipt' && e.msgId), [m4.msgId])
+
+    // look-back: a new device holding 4 entries at once, limited to the last entry
+    const d = await store.applyBatch([messageWrite(c, cid(5), { kind: 'user', userId: b }, [b, c], 14)])
+    const limited = await fin(b, 22, 5, 1)
+    t.same([limited.previousCursor, limited.cursor], [0, 5])
+    t.same(limited.versions.map((v) => v.userId), [c], 'only the entry within the look-back')
+    t.ok(asMessage(d[0]).versions.length === 2)
+    t.same(await fin(c, 23, 0), { kind: 'fin', previousCursor: 0, cursor: 0, versions: [] }, 'FIN 0 is a no-op')
+    await rejectsMessageCode(t, store.applyBatch([{ kind: 'fin', userId: b, deviceId: 0, version: 1, maxReceiptEntries: 1, nowMs: 1 }]), 'INVALID_ARGUMENT')
+    await rejectsMessageCode(t, store.applyBatch([{ kind: 'fin', userId: b, deviceId: 1, version: -1, maxReceiptEntries: 1, nowMs: 1 }]), 'INVALID_ARGUMENT')
+  })
+
   withStore('pruneInboxes: by age, versions continue increasing', async ({ store, users: [a, b] }, t) => {
     const to: Peer = { kind: 'user', userId: b }
     const ms: MessageResult[] = []

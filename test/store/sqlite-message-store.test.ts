@@ -156,3 +156,31 @@ t.test('a second connection (admin CLI) sees committed batches', async (t) => {
   await admin.messages.applyBatch([messageWrite(a, cid(2), { kind: 'user', userId: a }, [a], 2)])
   t.equal(await server.messages.inboxHead(a), 2)
 })
+
+t.test('a batch is read back only once its WAL sync has returned; the connection stays FULL', async (t) => {
+  const dataDir = tempDir(t)
+  const stores = openSqliteStores({ dataDir })
+  t.teardown(() => stores.close())
+  const a = (await stores.accounts.createUser({ username: 'alice', passwordHash: 'h', nowMs: 0 })).userId
+  const b = (await stores.accounts.createUser({ username: 'bob', passwordHash: 'h', nowMs: 0 })).userId
+  const store = stores.messages
+  await store.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: b }, [b, a], 1)])
+  t.equal(await store.inboxHead(b), 1)
+
+  const pending = store.applyBatch([
+    messageWrite(a, cid(2), { kind: 'user', userId: b }, [b, a], 2),
+    messageWrite(a, cid(3), { kind: 'user', userId: b }, [b, a], 3),
+  ])
+  // Committed (a second connection would see it) but its fdatasync is still under way:
+  const admin = openSqliteStores({ dataDir })
+  t.equal(await admin.messages.inboxHead(b), 3, 'committed to the WAL')
+  await admin.close()
+  t.equal(await store.inboxHead(b), 1, 'held back: the head before the batch')
+  t.same((await store.readInbox({ userId: b, afterVersion: 0, limit: 10 })).map((e) => e.version), [1])
+  t.same((await store.readInbox({ userId: a, afterVersion: 0, limit: 10 })).map((e) => e.version), [1])
+  const results = await pending
+  t.same(results.map((r) => r.versions), [[{ userId: b, version: 2 }, { userId: a, version: 2 }], [{ userId: b, version: 3 }, { userId: a, version: 3 }]])
+  t.equal(await store.inboxHead(b), 3, 'durable: visible')
+  t.same((await store.readInbox({ userId: b, afterVersion: 0, limit: 10 })).map((e) => e.version), [1, 2, 3])
+  t.equal(stores.accounts.db.pragma('synchronous', { simple: true }), 2, 'synchronous is FULL again for every other commit')
+})

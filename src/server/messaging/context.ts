@@ -1,4 +1,5 @@
 /** What the messaging handlers share: stores, group commit, online links, limits, counters. */
+import type { LRUCache } from 'lru-cache'
 import type { ChatErrorCode, ChatMessage } from '../../protocol/chat-types.js'
 import { encodeChatMessage } from '../../protocol/chat-codec.js'
 import type { AccountStore } from '../../store/account-store.js'
@@ -50,6 +51,16 @@ export interface MessagingContext {
   /** Wall-clock ms since the epoch. */
   nowMs: () => number
   stats: MessagingStats
+  /** Users found to exist (users are never deleted, so a positive answer stays true). */
+  knownUsers: LRUCache<number, true>
+}
+
+/** Does the user exist? A store lookup only the first time (per cache lifetime) a user is named. */
+export const userExists = async (ctx: MessagingContext, userId: number): Promise<boolean> => {
+  if (ctx.knownUsers.has(userId)) return true
+  if ((await ctx.accounts.getUserById(userId)) === undefined) return false
+  ctx.knownUsers.set(userId, true)
+  return true
 }
 
 /** A request failed for a reason the client should hear about. */
@@ -89,7 +100,7 @@ export const sendMessage = (ctx: MessagingContext, link: ChatLink, m: ChatMessag
   ctx.links.sendTo(link, encodeChatMessage(m))
 }
 
-/** PUSH to every inbox a durable write touched. */
-export const notifyVersions = (ctx: MessagingContext, result: InboxWriteResult): void => {
-  for (const { userId, version } of result.versions) ctx.links.notify(userId, version)
+/** PUSH to every inbox a durable write touched (but not to `sender`, told by SEND_OK). */
+export const notifyVersions = (ctx: MessagingContext, result: InboxWriteResult, sender?: ChatLink): void => {
+  for (const { userId, version } of result.versions) ctx.links.notify(userId, version, userId === sender?.userId ? sender : undefined)
 }

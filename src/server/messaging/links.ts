@@ -17,8 +17,8 @@ export interface ChatLink {
 
 export class LinkRegistry {
   private readonly byUser = new Map<number, Set<ChatLink>>()
-  /** user -> newest version not yet pushed */
-  private readonly pendingPush = new Map<number, number>()
+  /** user -> newest version not yet pushed, and the one link that needs no PUSH for it */
+  private readonly pendingPush = new Map<number, { version: number; except: ChatLink | undefined }>()
   private pushScheduled = false
   sendFailures = 0
 
@@ -63,11 +63,19 @@ export class LinkRegistry {
     if (!link.send(bytes)) this.sendFailures++
   }
 
-  /** The user's inbox reached `version`: PUSH to its devices, once per tick. */
-  notify(userId: number, version: number): void {
+  /**
+   * The user's inbox reached `version`: PUSH to its devices, once per tick. `except`: a
+   * device that learns of this entry otherwise (SEND_OK carries the sender's own copy's
+   * version); it is still pushed if anything else reached the inbox in the same tick.
+   */
+  notify(userId: number, version: number, except?: ChatLink): void {
     if (!this.byUser.has(userId)) return
     const pending = this.pendingPush.get(userId)
-    if (pending === undefined || version > pending) this.pendingPush.set(userId, version)
+    if (pending === undefined) this.pendingPush.set(userId, { version, except })
+    else {
+      if (version > pending.version) pending.version = version
+      if (pending.except !== except) pending.except = undefined
+    }
     if (this.pushScheduled) return
     this.pushScheduled = true
     queueMicrotask(this.flushPushes)
@@ -75,7 +83,7 @@ export class LinkRegistry {
 
   private readonly flushPushes = (): void => {
     this.pushScheduled = false
-    for (const [userId, latestVersion] of this.pendingPush) this.sendToUser(userId, encodeChatMessage({ type: 'PUSH', latestVersion }))
+    for (const [userId, { version, except }] of this.pendingPush) this.sendToUser(userId, encodeChatMessage({ type: 'PUSH', latestVersion: version }), except)
     this.pendingPush.clear()
   }
 }

@@ -5,7 +5,7 @@
 import { LRUCache } from 'lru-cache'
 import type { ChatMessage, Peer } from '../../protocol/chat-types.js'
 import { TokenBucketLimiter } from '../accounts/rate-limit.js'
-import { ChatRequestError, type MessagingContext, notifyVersions, sendMessage, toChatError } from './context.js'
+import { ChatRequestError, type MessagingContext, notifyVersions, sendMessage, toChatError, userExists } from './context.js'
 import type { ChatLink } from './links.js'
 
 type Send = Extract<ChatMessage, { type: 'SEND' }>
@@ -16,7 +16,6 @@ interface SendOutcome {
   sentAtMs: number
 }
 
-const utf8 = new TextEncoder()
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 
 export class SendHandler {
@@ -65,7 +64,7 @@ export class SendHandler {
   /** Limits and recipients; returns every inbox that gets a copy. */
   private async check(link: ChatLink, m: Send): Promise<number[]> {
     const { ctx } = this
-    const bodyBytes = utf8.encode(m.body).length
+    const bodyBytes = Buffer.byteLength(m.body, 'utf8')
     if (bodyBytes > ctx.limits.maxBodyBytes) {
       throw new ChatRequestError('MESSAGE_TOO_LARGE', `message body is ${bodyBytes} bytes, the limit is ${ctx.limits.maxBodyBytes}`)
     }
@@ -88,7 +87,7 @@ export class SendHandler {
     })
     if (result.kind !== 'message') throw new Error(`group commit answered a message with ${result.kind}`)
     if (result.duplicate) ctx.stats.duplicateSends++
-    else notifyVersions(ctx, result)
+    else notifyVersions(ctx, result, link)
     const own = result.versions.find((v) => v.userId === link.userId)
     return { msgId: result.msgId, version: own?.version ?? 0, sentAtMs: result.sentAtMs }
   }
@@ -114,7 +113,7 @@ export class SendHandler {
 export const recipientsOf = async (ctx: MessagingContext, senderUserId: number, to: Peer): Promise<number[]> => {
   if (to.kind === 'user') {
     if (to.userId === senderUserId) return [senderUserId]
-    if ((await ctx.accounts.getUserById(to.userId)) === undefined) throw new ChatRequestError('UNKNOWN_USER', `no user ${to.userId}`)
+    if (!(await userExists(ctx, to.userId))) throw new ChatRequestError('UNKNOWN_USER', `no user ${to.userId}`)
     return [to.userId, senderUserId]
   }
   if ((await ctx.store.getGroup(to.groupId)) === undefined) throw new ChatRequestError('UNKNOWN_GROUP', `no group ${to.groupId}`)

@@ -7,6 +7,7 @@
  * SENDs are stored in the order it sent them. Durable writes go through the group
  * commit; replies (SEND_OK, request replies) go out only after their write committed.
  */
+import { LRUCache } from 'lru-cache'
 import { DecodeError } from '../../core/errors.js'
 import { decodeChatMessage } from '../../protocol/chat-codec.js'
 import type { ChatMessage } from '../../protocol/chat-types.js'
@@ -22,6 +23,9 @@ import { handleRequest } from './social.js'
 import { handleFin, handleRead, handleSync } from './sync.js'
 
 export type { ChatLink } from './links.js'
+
+/** User ids remembered as existing (a number and a cache node each: a few MB at most). */
+const KNOWN_USERS_CACHED = 100_000
 
 export interface MessagingServiceOptions {
   store: MessageStore
@@ -49,6 +53,7 @@ export class MessagingService {
       log: o.log,
       nowMs: o.nowMs ?? Date.now,
       stats: this.stats,
+      knownUsers: new LRUCache<number, true>({ max: KNOWN_USERS_CACHED }),
     }
     this.sends = new SendHandler(this.ctx)
   }

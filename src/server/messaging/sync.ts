@@ -7,8 +7,6 @@ import type { ChatMessage, InboxEntry, ReceiptStatus } from '../../protocol/chat
 import { type MessagingContext, notifyVersions, sendMessage, toChatError } from './context.js'
 import type { ChatLink } from './links.js'
 
-const utf8 = new TextEncoder()
-
 export const handleSync = async (ctx: MessagingContext, link: ChatLink, m: Extract<ChatMessage, { type: 'SYNC' }>): Promise<void> => {
   ctx.stats.syncs++
   const limit = Math.max(1, Math.min(m.maxEntries, ctx.limits.maxSyncEntries))
@@ -35,26 +33,27 @@ const withinByteBudget = (entries: InboxEntry[], budgetBytes: number): InboxEntr
   let used = 0
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]
-    if (e.kind === 'message') used += utf8.encode(e.body).length
+    if (e.kind === 'message') used += Buffer.byteLength(e.body, 'utf8')
     if (used > budgetBytes && i > 0) return entries.slice(0, i)
   }
   return entries
 }
 
+/** FIN: one durable write moves the cursor and adds the delivered receipts (group commit). */
 export const handleFin = async (ctx: MessagingContext, link: ChatLink, m: Extract<ChatMessage, { type: 'FIN' }>): Promise<void> => {
   ctx.stats.fins++
   try {
-    const head = await ctx.store.inboxHead(link.userId)
-    const version = Math.min(m.version, head)
-    const previous = await ctx.store.advanceCursor({ deviceId: link.deviceId, version })
-    if (version <= previous) return
-    const from = Math.max(previous, version - ctx.limits.maxDeliveredReceiptsPerFin)
-    const held = await ctx.store.readInbox({ userId: link.userId, afterVersion: from, limit: version - from })
-    const writes: Array<Promise<void>> = []
-    for (const e of held) {
-      if (e.kind === 'message' && e.fromUserId !== link.userId) writes.push(addReceipt(ctx, e.msgId, 'delivered', link.userId))
-    }
-    await Promise.all(writes)
+    const result = await ctx.commit.write({
+      kind: 'fin',
+      userId: link.userId,
+      deviceId: link.deviceId,
+      version: m.version,
+      maxReceiptEntries: ctx.limits.maxDeliveredReceiptsPerFin,
+      nowMs: ctx.nowMs(),
+    })
+    if (result.kind !== 'fin') throw new Error(`group commit answered a FIN with ${result.kind}`)
+    ctx.stats.receiptsAdded += result.versions.length
+    notifyVersions(ctx, result)
   } catch (err) {
     toChatError(ctx, err, 'fin')
   }
