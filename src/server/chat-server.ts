@@ -82,19 +82,7 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
   const commit = new GroupCommit({ store: o.messages, windowMs: o.commitWindowMs })
   const messaging = new MessagingService({ store: o.messages, accounts: o.accounts, commit, log: log.child({ component: 'messaging' }), limits: o.limits })
   const links = new Map<Session, ChatLink>()
-  const linkFor = (session: Session, userId: number, deviceId: number): ChatLink => ({
-    userId,
-    deviceId,
-    traceId: session.traceId,
-    send: (bytes) => {
-      try {
-        endpoint.send(session, CONTROL_STREAM, bytes)
-        return true
-      } catch {
-        return false // closing, or the send buffer is full: the client re-syncs
-      }
-    },
-  })
+  const linkFor = (session: Session, userId: number, deviceId: number): ChatLink => new SessionLink(endpoint, session, userId, deviceId)
   const auth = new SessionAuthenticator({
     service: o.login,
     io: endpoint,
@@ -162,5 +150,28 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
       await commit.close()
       if (echoFailures > 0) log.info({ echoFailures }, 'echoes not queued')
     },
+  }
+}
+
+/** A logged-in session as the messaging service sees it (a class: 100,000 of them share one `send`). */
+class SessionLink implements ChatLink {
+  constructor(
+    private readonly endpoint: UdpEndpoint,
+    private readonly session: Session,
+    readonly userId: number,
+    readonly deviceId: number,
+  ) {}
+
+  get traceId(): string {
+    return this.session.traceId
+  }
+
+  send(bytes: Uint8Array): boolean {
+    try {
+      this.endpoint.send(this.session, CONTROL_STREAM, bytes)
+      return true
+    } catch {
+      return false // closing, or the send buffer is full: the client re-syncs
+    }
   }
 }
