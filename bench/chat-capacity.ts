@@ -24,7 +24,8 @@
  * `--quick`: 5,000 sessions, one keepalive period of idling.
  * PIGEON_BENCH_CAPACITY_SESSIONS and PIGEON_BENCH_CLIENT_PROCS override the size,
  * PIGEON_BENCH_CAPACITY_HOLD_MS the idle time, PIGEON_BENCH_CAPACITY_CONCURRENCY the
- * handshakes outstanding (all client processes together);
+ * handshakes outstanding (all client processes together), PIGEON_BENCH_CAPACITY_PROBE_CONCURRENCY
+ * the SYNCs outstanding during the liveness probe (default 200; it was 2,000);
  * PIGEON_BENCH_CHAT_PROFILE=1 writes CPU profiles of the server while establishing and
  * while idle into bench/out/profiles (see chat-profile.ts), PIGEON_BENCH_CAPACITY_SNAPSHOT=1
  * a heap snapshot after the idle hold (see chat-heap.ts; writing it stalls the server
@@ -53,6 +54,8 @@ const KEEPALIVE_MS = intEnv('PIGEON_BENCH_CAPACITY_KEEPALIVE_MS', CLIENT_KEEPALI
 const SESSION_CONFIG: Partial<SessionConfig> =
   KEEPALIVE_MS === CLIENT_KEEPALIVE_MS ? { keepAliveIntervalMs: KEEPALIVE_MS } : { keepAliveIntervalMs: KEEPALIVE_MS, deadLinkTimeoutMs: 2 * KEEPALIVE_MS }
 const SESSIONS_PER_SOCKET = 12_500
+/** SYNCs outstanding at once during the liveness probe, all client processes together. */
+const PROBE_CONCURRENCY = 200
 const RSS_TARGET_BYTES = 1.5 * 1024 ** 3
 
 interface ClientStatus {
@@ -182,7 +185,11 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
       console.error(`chat-capacity: server heap snapshot in ${heapSnapshot}`)
     }
     clientsAfterHold = await Promise.all(clients.map((c) => c.call<ClientStatus>('status')))
-    probe = await Promise.all(clients.map((c) => c.call<{ answered: number; asked: number; elapsedMs: number }>('probe', { timeoutMs: 10_000, concurrency: 500 })))
+    // The probe checks liveness, not burst capacity: 2,000 SYNCs outstanding at once (the
+    // old 500 per client process) queued for seconds in the server's socket buffer, so
+    // every SYNC was retransmitted many times and the probe itself killed sessions.
+    const probeConcurrency = Math.max(1, Math.round(intEnv('PIGEON_BENCH_CAPACITY_PROBE_CONCURRENCY', PROBE_CONCURRENCY) / clientProcs))
+    probe = await Promise.all(clients.map((c) => c.call<{ answered: number; asked: number; elapsedMs: number }>('probe', { timeoutMs: 10_000, concurrency: probeConcurrency })))
     serverAfterProbe = await server.call<ServerStats>('stats', { gc: true })
   } finally {
     clearInterval(monitor)
@@ -282,6 +289,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
       profiles,
       connect,
       clientsAfterHold,
+      probeConcurrency: intEnv('PIGEON_BENCH_CAPACITY_PROBE_CONCURRENCY', PROBE_CONCURRENCY),
       probe,
       server: { idle, established, held, afterProbe: serverAfterProbe },
     },

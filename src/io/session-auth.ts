@@ -36,8 +36,12 @@ export interface SessionAuthenticatorOptions {
 export class SessionAuthenticator {
   private readonly o: SessionAuthenticatorOptions
   private readonly auth = new WeakMap<Session, SessionAuth>()
-  private readonly byUser = new Map<number, Set<Session>>()
-  /** Login messages are handled one at a time per session, in arrival order. */
+  /** A user's live sessions: most users have one, kept as is; a Set from the second on. */
+  private readonly byUser = new Map<number, Session | Set<Session>>()
+  /**
+   * Login messages are handled one at a time per session, in arrival order: the tail of
+   * each session's chain, removed once it settles (an idle session keeps no promise).
+   */
   private readonly queue = new WeakMap<Session, Promise<void>>()
 
   constructor(options: SessionAuthenticatorOptions) {
@@ -62,7 +66,12 @@ export class SessionAuthenticator {
   ): void {
     if (streamId === CONTROL_STREAM && isLoginMessage(data)) {
       const previous = this.queue.get(session) ?? Promise.resolve()
-      const next = previous.then(() => this.handle(session, fromAddress, data)).catch((err: unknown) => this.o.log.error({ err }, 'login handling failed'))
+      const next: Promise<void> = previous
+        .then(() => this.handle(session, fromAddress, data))
+        .catch((err: unknown) => this.o.log.error({ err }, 'login handling failed'))
+        .finally(() => {
+          if (this.queue.get(session) === next) this.queue.delete(session)
+        })
       this.queue.set(session, next)
       return
     }
@@ -77,10 +86,11 @@ export class SessionAuthenticator {
 
   /** Close every live session of a user (admin kick, password change). */
   kick(userId: number): number {
-    const sessions = this.byUser.get(userId)
-    if (sessions === undefined) return 0
+    const entry = this.byUser.get(userId)
+    if (entry === undefined) return 0
+    const sessions = entry instanceof Set ? [...entry] : [entry]
     for (const s of sessions) this.o.io.closeSession(s, ErrorCode.APPLICATION_CLOSE, 'kicked')
-    return sessions.size
+    return sessions.length
   }
 
   /** The session is gone (closed): drop its authentication. */
@@ -88,9 +98,12 @@ export class SessionAuthenticator {
     const a = this.auth.get(session)
     if (a === undefined) return
     this.auth.delete(session)
-    const set = this.byUser.get(a.userId)
-    set?.delete(session)
-    if (set?.size === 0) this.byUser.delete(a.userId)
+    const entry = this.byUser.get(a.userId)
+    if (entry === session) this.byUser.delete(a.userId)
+    else if (entry instanceof Set) {
+      entry.delete(session)
+      if (entry.size === 1) this.byUser.set(a.userId, entry.values().next().value as Session)
+    }
     this.o.onDeauthenticated?.(session, a)
   }
 
@@ -104,9 +117,10 @@ export class SessionAuthenticator {
     this.forget(session)
     if (result.auth !== undefined) {
       this.auth.set(session, result.auth)
-      let set = this.byUser.get(result.auth.userId)
-      if (set === undefined) this.byUser.set(result.auth.userId, (set = new Set()))
-      set.add(session)
+      const entry = this.byUser.get(result.auth.userId)
+      if (entry === undefined) this.byUser.set(result.auth.userId, session)
+      else if (entry instanceof Set) entry.add(session)
+      else if (entry !== session) this.byUser.set(result.auth.userId, new Set([entry, session]))
       this.o.log.info({ session: session.traceId, userId: result.auth.userId, deviceId: result.auth.deviceId }, 'authenticated')
       this.o.onAuthenticated?.(session, result.auth)
     }

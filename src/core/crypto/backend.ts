@@ -36,27 +36,39 @@ export interface CryptoBackend {
    * public key; the handshake treats both as a bad key.
    */
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array
+  /** A cipher bound to `key` (the Noise handshake: a few operations per key). */
   chacha20poly1305(key: Uint8Array): AeadCipher
+  /**
+   * Stateless AeadCipher.seal with the 32-byte key passed per call: the packet protection
+   * of long-lived sessions uses it, so a session holds key bytes and no cipher object.
+   */
+  aeadSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, buf: Uint8Array, start: number, end: number): void
+  /** Stateless AeadCipher.open (same contract: false and buf untouched unless the tag verifies). */
+  aeadOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, buf: Uint8Array, start: number, end: number): boolean
+}
+
+const nobleSeal = (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, buf: Uint8Array, start: number, end: number): void => {
+  chacha20poly1305(key, nonce, aad).encrypt(buf.subarray(start, end), buf.subarray(start, end + AEAD_TAG_BYTES))
+}
+
+const nobleOpen = (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, buf: Uint8Array, start: number, end: number): boolean => {
+  if (end - start < AEAD_TAG_BYTES) return false
+  try {
+    chacha20poly1305(key, nonce, aad).decrypt(buf.subarray(start, end), buf.subarray(start, end - AEAD_TAG_BYTES))
+    return true
+  } catch {
+    return false
+  }
 }
 
 export const nobleBackend: CryptoBackend = {
   name: 'noble',
   x25519PublicKey: (privateKey) => x25519.getPublicKey(privateKey),
   x25519: (privateKey, publicKey) => x25519.getSharedSecret(privateKey, publicKey),
-  chacha20poly1305: (k) => {
-    return {
-      seal(nonce, aad, buf, start, end) {
-        chacha20poly1305(k, nonce, aad).encrypt(buf.subarray(start, end), buf.subarray(start, end + AEAD_TAG_BYTES))
-      },
-      open(nonce, aad, buf, start, end) {
-        if (end - start < AEAD_TAG_BYTES) return false
-        try {
-          chacha20poly1305(k, nonce, aad).decrypt(buf.subarray(start, end), buf.subarray(start, end - AEAD_TAG_BYTES))
-          return true
-        } catch {
-          return false
-        }
-      },
-    }
-  },
+  chacha20poly1305: (k) => ({
+    seal: (nonce, aad, buf, start, end) => nobleSeal(k, nonce, aad, buf, start, end),
+    open: (nonce, aad, buf, start, end) => nobleOpen(k, nonce, aad, buf, start, end),
+  }),
+  aeadSeal: nobleSeal,
+  aeadOpen: nobleOpen,
 }

@@ -13,12 +13,14 @@ export class ReplayWindow {
   largest = -1
   private readonly bits: Uint32Array
 
-  constructor(sizePackets = 2048) {
+  /** `bits`: storage for sizePackets / 32 zeroed words, e.g. a view into a larger buffer (allocated when omitted). */
+  constructor(sizePackets = 2048, bits?: Uint32Array) {
     if (!(Number.isInteger(sizePackets) && sizePackets >= 32 && sizePackets % 32 === 0)) {
       throw new RangeError(`replay window size must be a positive multiple of 32, got ${sizePackets}`)
     }
+    if (bits !== undefined && bits.length !== sizePackets / 32) throw new RangeError(`replay window storage must hold ${sizePackets / 32} words`)
     this.sizePackets = sizePackets
-    this.bits = new Uint32Array(sizePackets / 32)
+    this.bits = bits ?? new Uint32Array(sizePackets / 32)
   }
 
   check(packetNumber: number): ReplayVerdict {

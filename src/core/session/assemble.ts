@@ -222,6 +222,8 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   if (ackEliciting) {
     s.rate.onPacketSent(nowMs, s.tracker.bytesInFlight, packet)
     s.lastSentAckElicitingMs = nowMs
+    // Data or control frames in flight: probes are urgent again.
+    if (records !== null) s.keepAliveProbing = false
   }
   s.tracker.onPacketSent(packet)
   if (ackEliciting) {
@@ -234,7 +236,7 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
   }
   s.stats.packetsSent++
   s.stats.bytesSent += datagram.length
-  if (!s.addressValidated) s.unvalidatedBytesSent += datagram.length
+  if (!s.addressValidated) s.unvalidatedCreditBytes -= datagram.length
   s.lastSentMs = nowMs
   if (s.trace !== undefined) {
     s.emitTrace(nowMs, TraceName.packetSent, {
@@ -409,7 +411,7 @@ const buildClosePacket = (s: Session, nowMs: number): Uint8Array | undefined => 
   if (packetEnd > s.amplificationBudgetBytes()) return undefined // never amplify, even to say goodbye
   s.stats.packetsSent++
   s.stats.bytesSent += packetEnd
-  if (!s.addressValidated) s.unvalidatedBytesSent += packetEnd
+  if (!s.addressValidated) s.unvalidatedCreditBytes -= packetEnd
   s.emitTrace(nowMs, TraceName.packetSent, { packet_number: packetNumber, size: packetEnd, frames: 'close' })
   return w.buf.slice(0, packetEnd)
 }

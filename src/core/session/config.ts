@@ -36,6 +36,19 @@ export interface SessionConfig {
   idleTimeoutMs: number
   /** Send a PING after this long without sending anything ack-eliciting (0 = never). */
   keepAliveIntervalMs: number
+  /**
+   * Each keepalive comes up to this fraction of keepAliveIntervalMs early, drawn anew
+   * per keepalive from the session's rng (0 = exactly on the interval), so many sessions
+   * do not fall into step — e.g. after a server stall answered them all at once.
+   */
+  keepAliveJitterFraction: number
+  /**
+   * Floor of the probe timeout while the only ack-eliciting packets in flight are
+   * keepalive PINGs (capped by maxPtoMs and by deadLinkTimeoutMs / 8): a lost keepalive
+   * is not urgent, and a server that stalls must not be answered with a retransmission
+   * storm from every idle client at once. Such probes go out one at a time, not two.
+   */
+  keepAliveProbeMinMs: number
   congestionController: CongestionControllerName
   /** Bytes of queued-but-unacknowledged messages the application may hold in the session. */
   maxSendBufferBytes: number
@@ -72,6 +85,8 @@ export const DEFAULT_SESSION_CONFIG: Readonly<SessionConfig> = Object.freeze({
   deadLinkTimeoutMs: 20_000,
   idleTimeoutMs: 60_000,
   keepAliveIntervalMs: 0,
+  keepAliveJitterFraction: 0.1,
+  keepAliveProbeMinMs: 1_000,
   congestionController: 'bbr',
   maxSendBufferBytes: 16 << 20,
   realtimeDeadlineMs: 400,
@@ -109,6 +124,12 @@ const resolveUncached = (partial: Partial<SessionConfig>): SessionConfig => {
     'ackElicitingThreshold', 'maxAckRanges', 'initialRttMs', 'packetThreshold', 'granularityMs', 'ptoBackoff',
     'maxPtoMs', 'deadLinkTimeoutMs', 'idleTimeoutMs', 'maxSendBufferBytes', 'realtimeDeadlineMs', 'pacerBurstPackets',
   ] as const) positive(name, c[name])
+  if (!(c.keepAliveJitterFraction >= 0 && c.keepAliveJitterFraction < 1)) {
+    throw new UsageError(ErrorCode.INTERNAL_ERROR, `keepAliveJitterFraction must be within [0, 1), got ${String(c.keepAliveJitterFraction)}`)
+  }
+  if (!(c.keepAliveProbeMinMs >= 0 && Number.isFinite(c.keepAliveProbeMinMs))) {
+    throw new UsageError(ErrorCode.INTERNAL_ERROR, `keepAliveProbeMinMs must be a non-negative number, got ${String(c.keepAliveProbeMinMs)}`)
+  }
   if (c.maxDatagramBytes < 1200 || c.maxDatagramBytes > 65_507) {
     throw new UsageError(ErrorCode.INTERNAL_ERROR, `maxDatagramBytes must be within [1200, 65507], got ${c.maxDatagramBytes}`)
   }

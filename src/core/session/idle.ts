@@ -28,7 +28,12 @@ export const hibernate = (s: Session): boolean => {
   s.ackTracker.received.clear()
   s.events = null
   s.eventHead = 0
-  if (s.role === 'server') s.originalDcid = undefined
+  for (const stream of s.sendOrder) stream.compact()
+  if (s.role === 'server') {
+    s.originalDcid = undefined
+    // Confirmed (the client's short-header packets were acknowledged): message 2 will not be resent.
+    s.handshake?.release()
+  }
   return true
 }
 

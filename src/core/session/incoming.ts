@@ -22,14 +22,15 @@ export const handleDatagram = (s: Session, nowMs: number, datagram: Uint8Array):
     // that authenticates, and at most once per CLOSE_RESEND_INTERVAL_MS, so garbage
     // cannot make us reflect CLOSE packets at our peer (RFC 9000 §10.2.1).
     s.stats.droppedAfterClose++
-    if (nowMs >= s.lastCloseResendMs + CLOSE_RESEND_INTERVAL_MS && authenticates(s, datagram)) {
-      s.lastCloseResendMs = nowMs
+    const close = s.closeFrame
+    if (close !== null && nowMs >= close.lastResendMs + CLOSE_RESEND_INTERVAL_MS && authenticates(s, datagram)) {
+      close.lastResendMs = nowMs
       s.closeSendPending = true
     }
     return
   }
   s.stats.bytesReceived += datagram.length
-  if (!s.addressValidated) s.unvalidatedBytesReceived += datagram.length
+  if (!s.addressValidated) s.unvalidatedCreditBytes += datagram.length
   let offset = 0
   while (offset < datagram.length && s.isActive()) {
     let header

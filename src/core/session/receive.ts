@@ -158,6 +158,7 @@ const onAck = (s: Session, nowMs: number, f: AckFrame): void => {
     s.rtt.update(nowMs - rttSamplePacket.sentTimeMs, f.ackDelayMicros / 1000)
   }
   s.ptoCount = 0
+  if (s.tracker.ackElicitingInFlight === 0) s.keepAliveProbing = false
   if (s.role === 'server' && s.helloAcked) s.onEstablished(nowMs)
   s.cc.onAck(nowMs, {
     ackedBytes,

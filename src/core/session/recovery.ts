@@ -11,9 +11,13 @@ import type { Session } from './session.js'
 
 export const ptoDeadlineMs = (s: Session): number => {
   if (s.tracker.ackElicitingInFlight === 0) return Infinity
-  const base = s.rtt.probeTimeoutMs(s.config.granularityMs) * s.config.ptoBackoff ** s.ptoCount
-  return s.tracker.lastAckElicitingSentMs + Math.min(base, s.config.maxPtoMs)
+  let pto = s.rtt.probeTimeoutMs(s.config.granularityMs)
+  if (s.keepAliveProbing) pto = Math.max(pto, keepAliveProbeFloorMs(s))
+  return s.tracker.lastAckElicitingSentMs + Math.min(pto * s.config.ptoBackoff ** s.ptoCount, s.config.maxPtoMs)
 }
+
+/** Smallest probe timeout for keepalive-only flight: leaves room for several probes before the dead-link timeout. */
+export const keepAliveProbeFloorMs = (s: Session): number => Math.min(s.config.keepAliveProbeMinMs, s.config.deadLinkTimeoutMs / 8)
 
 export const persistentCongestionMs = (s: Session): number => {
   return 3 * s.rtt.probeTimeoutMs(s.config.granularityMs)
@@ -49,7 +53,8 @@ export const detectLosses = (s: Session, nowMs: number): void => {
 
 export const onProbeTimeout = (s: Session, nowMs: number): void => {
   s.ptoCount++
-  s.probesPending = 2
+  // A lost keepalive is not urgent: one probe at a time, not the usual two.
+  s.probesPending = s.keepAliveProbing ? 1 : 2
   let requeued = 0
   for (const p of s.tracker.oldestAckEliciting(2)) requeued += requeueRecords(s, nowMs, p, true)
   if (requeued === 0) s.pingPending = true

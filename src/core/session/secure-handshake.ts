@@ -79,6 +79,7 @@ export class SecureHandshake {
     serverCid: Uint8Array
     params: TransportParams
   }): HandshakeOutcome | undefined {
+    if (this.done && this.answered === null) return undefined // released: a stale repeat
     if (this.answered !== null) {
       if (sameBytes(this.answered, o.message)) return undefined
       throw new HandshakeError('bad_length', 'a different message 1 on an established handshake')
@@ -116,7 +117,19 @@ export class SecureHandshake {
     const peerParams = decodeTransportParams(r.rest())
     this.done = true
     this.outgoing = null
+    this.client = null
     return { peerParams, protection: this.protection(keys), keys, serverCid }
+  }
+
+  /**
+   * The handshake is confirmed and long over: drop the messages kept for retransmission
+   * (an idle server holds many sessions). A repeat of message 1 is ignored from now on.
+   */
+  release(): void {
+    if (!this.done) return
+    this.outgoing = null
+    this.answered = null
+    this.client = null
   }
 
   private protection(keys: SessionKeys): AeadProtection {

@@ -111,6 +111,13 @@ export class Session {
   lastSentMs: number
   /** When the current packet keys came into use (time-based key update). */
   keysSinceMs = 0
+  /** How much earlier than keepAliveIntervalMs the next keepalive goes out (whole ms, see keepAliveJitterFraction). */
+  keepAliveJitterMs = 0
+  /**
+   * Everything ack-eliciting in flight is keepalive PINGs (and their probes): the probe
+   * timeout has a floor (keepAliveProbeMinMs) and probes go out one at a time.
+   */
+  keepAliveProbing = false
   /** Client: the token from the server's RETRY, carried in every later Initial. */
   retryToken: Uint8Array | null = null
   /** The last authenticated packet had the highest packet number so far (migration rule). */
@@ -118,11 +125,11 @@ export class Session {
   /**
    * Anti-amplification (server): until the client's address is validated — it answered
    * one of our packets, or presented a retry token — we send at most as many bytes as
-   * we received from it.
+   * we received from it: bytes received minus bytes sent from it so far (one field: an
+   * idle session's memory counts).
    */
   addressValidated: boolean
-  unvalidatedBytesReceived = 0
-  unvalidatedBytesSent = 0
+  unvalidatedCreditBytes = 0
 
   // --- flow control and streams ---
   readonly sessionSendCredit: SendCredit
@@ -145,11 +152,11 @@ export class Session {
   dataBlockedPending = false
   /** Path validation state, created on first use (most sessions never migrate). */
   path: PathState | null = null
-  closeFrame: { errorCode: number; reason: string } | null = null
+  /** Our CLOSE, and when we last repeated it (closing only). */
+  closeFrame: { errorCode: number; reason: string; lastResendMs: number } | null = null
   closeSendPending = false
   /** Only meaningful while closing or draining. */
   closeDeadlineMs = 0
-  lastCloseResendMs = -CLOSE_RESEND_INTERVAL_MS
 
   /**
    * Congestion controller, delivery-rate estimator and pacer are created on first use
@@ -287,7 +294,7 @@ export class Session {
   /** Close gracefully: the peer is told with a CLOSE frame carrying `code`. */
   close(nowMs: number, code: number = ErrorCode.NO_ERROR, reason = ''): void {
     if (this.state === 'closing' || this.state === 'draining' || this.state === 'closed') return
-    this.closeFrame = { errorCode: code, reason }
+    this.closeFrame = { errorCode: code, reason, lastResendMs: -CLOSE_RESEND_INTERVAL_MS }
     this.closeSendPending = true
     this.enterTerminal(nowMs, 'closing', { type: 'closed', code, reason, byPeer: false })
   }
@@ -332,8 +339,7 @@ export class Session {
     if (this.tracker.lossTimeMs <= nowMs) detectLosses(this, nowMs)
     else if (ptoDeadlineMs(this) <= nowMs) onProbeTimeout(this, nowMs)
     if (!this.isActive()) return
-    const keepAlive = this.config.keepAliveIntervalMs
-    if (keepAlive > 0 && this.state === 'established' && nowMs >= this.lastSentAckElicitingMs + keepAlive) this.pingPending = true
+    if (this.keepAliveDeadlineMs() <= nowMs) this.onKeepAlive()
     if (this.nextExpiryMs <= nowMs) expireMessages(this, nowMs)
     if (this.pacingBlockedUntilMs <= nowMs) this.pacingBlockedUntilMs = 0
     if (keyUpdateDeadlineMs(this) <= nowMs) updateKeysByTime(this, nowMs)
@@ -349,7 +355,7 @@ export class Session {
 
   /** Bytes we may still send before the peer's address is validated (Infinity once it is). */
   amplificationBudgetBytes(): number {
-    return this.addressValidated ? Infinity : this.unvalidatedBytesReceived - this.unvalidatedBytesSent
+    return this.addressValidated ? Infinity : this.unvalidatedCreditBytes
   }
 
   /** Absolute time of the next deadline, or undefined when none is armed. */
@@ -362,10 +368,8 @@ export class Session {
     if (recovery < t) t = recovery
     const deadLink = this.deadLinkDeadlineMs()
     if (deadLink < t) t = deadLink
-    if (this.config.keepAliveIntervalMs > 0 && this.state === 'established') {
-      const k = this.lastSentAckElicitingMs + this.config.keepAliveIntervalMs
-      if (k < t) t = k
-    }
+    const keepAliveAt = this.keepAliveDeadlineMs()
+    if (keepAliveAt < t) t = keepAliveAt
     if (this.pacingBlockedUntilMs > 0 && this.pacingBlockedUntilMs < t) t = this.pacingBlockedUntilMs
     if (this.nextExpiryMs < t) t = this.nextExpiryMs
     const hibernateAt = hibernateDeadlineMs(this)
@@ -450,6 +454,7 @@ export class Session {
 
   onEstablished(nowMs: number): void {
     if (this.state !== 'connecting') return
+    this.drawKeepAliveJitter()
     this.setState(nowMs, 'established')
     this.pushEvent({ type: 'connected' })
   }
@@ -473,6 +478,29 @@ export class Session {
       this.recvStreams.set(streamId, s)
     }
     return s
+  }
+
+  /**
+   * When the next keepalive PING is due (Infinity: keepalives off, not established, or
+   * something ack-eliciting already in flight — its probes keep the link busy enough).
+   */
+  keepAliveDeadlineMs(): number {
+    const interval = this.config.keepAliveIntervalMs
+    if (interval <= 0 || this.state !== 'established' || this.tracker.ackElicitingInFlight > 0) return Infinity
+    return this.lastSentAckElicitingMs + interval - this.keepAliveJitterMs
+  }
+
+  private onKeepAlive(): void {
+    this.pingPending = true
+    this.keepAliveProbing = true
+    this.drawKeepAliveJitter()
+  }
+
+  private drawKeepAliveJitter(): void {
+    const { keepAliveIntervalMs, keepAliveJitterFraction } = this.config
+    if (keepAliveIntervalMs > 0 && keepAliveJitterFraction > 0) {
+      this.keepAliveJitterMs = Math.floor(this.rng.nextFloat() * keepAliveJitterFraction * keepAliveIntervalMs)
+    }
   }
 
   /** While ack-eliciting data is outstanding, silence this long means the link is dead. */

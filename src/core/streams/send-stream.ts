@@ -135,6 +135,20 @@ export class SendStream {
     }
   }
 
+  /**
+   * Nothing queued, in flight or owed: let go of the queues' storage and of the messages
+   * already sent (the queue keeps them until it is trimmed). Called when the session
+   * hibernates: an idle session's memory counts.
+   */
+  compact(): void {
+    if (this.hasWork || this.liveCount > 0) return
+    // Fresh arrays rather than length = 0, which may keep the old backing stores.
+    if (this.queue.length > 0) this.queue = []
+    this.queueHead = 0
+    if (this.live.length > 0) this.live = []
+    this.liveHead = 0
+  }
+
   /** Messages not yet acked or abandoned (view from the live head). */
   liveMessages(): OutboundMessage[] {
     return this.liveHead === 0 ? this.live : this.live.slice(this.liveHead)
@@ -142,6 +156,11 @@ export class SendStream {
 
   get liveCount(): number {
     return this.live.length - this.liveHead
+  }
+
+  /** Messages the stream still references, sent and acknowledged ones included (memory tests). */
+  get heldMessages(): number {
+    return this.queue.length + this.live.length
   }
 
   get queuedFirstSends(): number {
