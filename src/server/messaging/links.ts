@@ -16,7 +16,8 @@ export interface ChatLink {
 }
 
 export class LinkRegistry {
-  private readonly byUser = new Map<number, Set<ChatLink>>()
+  /** The user's online links: the link itself while there is one (most users), a Set for several. */
+  private readonly byUser = new Map<number, ChatLink | Set<ChatLink>>()
   /** user -> newest version not yet pushed, and the one link that needs no PUSH for it */
   private readonly pendingPush = new Map<number, { version: number; except: ChatLink | undefined }>()
   private pushScheduled = false
@@ -24,20 +25,28 @@ export class LinkRegistry {
 
   /** Returns true when this is the user's first online link. */
   add(link: ChatLink): boolean {
-    let set = this.byUser.get(link.userId)
-    const first = set === undefined
-    if (set === undefined) this.byUser.set(link.userId, (set = new Set()))
-    set.add(link)
-    return first
+    const current = this.byUser.get(link.userId)
+    if (current === undefined) {
+      this.byUser.set(link.userId, link)
+      return true
+    }
+    if (current instanceof Set) current.add(link)
+    else if (current !== link) this.byUser.set(link.userId, new Set([current, link]))
+    return false
   }
 
   /** Returns true when the user has no online link left. */
   remove(link: ChatLink): boolean {
-    const set = this.byUser.get(link.userId)
-    if (set === undefined || !set.delete(link)) return false
-    if (set.size > 0) return false
-    this.byUser.delete(link.userId)
-    return true
+    const current = this.byUser.get(link.userId)
+    if (current === undefined) return false
+    if (!(current instanceof Set)) {
+      if (current !== link) return false
+      this.byUser.delete(link.userId)
+      return true
+    }
+    if (!current.delete(link)) return false
+    if (current.size === 1) this.byUser.set(link.userId, current.values().next().value!)
+    return false
   }
 
   isOnline(userId: number): boolean {
@@ -48,15 +57,21 @@ export class LinkRegistry {
     return this.byUser.size
   }
 
-  linksOf(userId: number): ReadonlySet<ChatLink> | undefined {
-    return this.byUser.get(userId)
+  linksOf(userId: number): Iterable<ChatLink> {
+    const current = this.byUser.get(userId)
+    if (current === undefined) return []
+    return current instanceof Set ? current : [current]
   }
 
   /** Send bytes to every online device of the user, optionally but one. */
   sendToUser(userId: number, bytes: Uint8Array, except?: ChatLink): void {
-    const set = this.byUser.get(userId)
-    if (set === undefined) return
-    for (const link of set) if (link !== except) this.sendTo(link, bytes)
+    const current = this.byUser.get(userId)
+    if (current === undefined) return
+    if (!(current instanceof Set)) {
+      if (current !== except) this.sendTo(current, bytes)
+      return
+    }
+    for (const link of current) if (link !== except) this.sendTo(link, bytes)
   }
 
   sendTo(link: ChatLink, bytes: Uint8Array): void {

@@ -140,7 +140,7 @@ export class MessagingService {
   private async announcePresence(userId: number, online: boolean): Promise<void> {
     const contacts = await this.ctx.store.listContacts(userId)
     for (const contactId of contacts) {
-      for (const link of this.ctx.links.linksOf(contactId) ?? []) sendMessage(this.ctx, link, { type: 'PRESENCE', userId, online })
+      for (const link of this.ctx.links.linksOf(contactId)) sendMessage(this.ctx, link, { type: 'PRESENCE', userId, online })
     }
   }
 }

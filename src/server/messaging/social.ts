@@ -128,7 +128,7 @@ const groupEvent = async (
 /** Two users just became contacts: each online one learns the other's presence. */
 const exchangePresence = (ctx: MessagingContext, a: number, b: number): void => {
   if (ctx.links.isOnline(a) && ctx.links.isOnline(b)) {
-    for (const link of ctx.links.linksOf(a) ?? []) sendMessage(ctx, link, { type: 'PRESENCE', userId: b, online: true })
-    for (const link of ctx.links.linksOf(b) ?? []) sendMessage(ctx, link, { type: 'PRESENCE', userId: a, online: true })
+    for (const link of ctx.links.linksOf(a)) sendMessage(ctx, link, { type: 'PRESENCE', userId: b, online: true })
+    for (const link of ctx.links.linksOf(b)) sendMessage(ctx, link, { type: 'PRESENCE', userId: a, online: true })
   }
 }
