@@ -57,22 +57,29 @@ const formatGroups = (groups: Map<string, { bytes: number; count: number }>, tot
   return lines.join('\n')
 }
 
-/** Groups every node by its retainer chain (first strong retainer per hop, `hops` hops). */
-export const summariseByOwner = (snap: Snapshot, sessions = 0, topN = 40, hops = 4): string => {
+/** Where each field sits in the snapshot's flat node and edge arrays. */
+const layoutOf = (snap: Snapshot) => {
   const nf = snap.snapshot.meta.node_fields
   const ef = snap.snapshot.meta.edge_fields
-  const types = snap.snapshot.meta.node_types[0]
-  const edgeTypes = snap.snapshot.meta.edge_types[0]
-  const stride = nf.length
-  const eStride = ef.length
-  const iType = nf.indexOf('type')
-  const iName = nf.indexOf('name')
-  const iSize = nf.indexOf('self_size')
-  const iEdges = nf.indexOf('edge_count')
-  const eType = ef.indexOf('type')
-  const eName = ef.indexOf('name_or_index')
-  const eTo = ef.indexOf('to_node')
-  const count = snap.nodes.length / stride
+  return {
+    types: snap.snapshot.meta.node_types[0],
+    edgeTypes: snap.snapshot.meta.edge_types[0],
+    stride: nf.length,
+    eStride: ef.length,
+    iType: nf.indexOf('type'),
+    iName: nf.indexOf('name'),
+    iSize: nf.indexOf('self_size'),
+    iEdges: nf.indexOf('edge_count'),
+    eType: ef.indexOf('type'),
+    eName: ef.indexOf('name_or_index'),
+    eTo: ef.indexOf('to_node'),
+    count: snap.nodes.length / nf.length,
+  }
+}
+
+/** Groups every node by its retainer chain (first strong retainer per hop, `hops` hops). */
+export const summariseByOwner = (snap: Snapshot, sessions = 0, topN = 40, hops = 4): string => {
+  const { types, edgeTypes, stride, eStride, iType, iName, iSize, iEdges, eType, eName, eTo, count } = layoutOf(snap)
   // First strong retainer of every node, and the edge's name.
   const owner = new Int32Array(count).fill(-1)
   const ownerEdge = new Array<string>(count)
@@ -123,20 +130,7 @@ export const summariseByOwner = (snap: Snapshot, sessions = 0, topN = 40, hops =
  * Answers "what does one session keep alive, field by field".
  */
 export const summariseRetained = (snap: Snapshot, sessions = 0, topN = 40, anchor = 'Session'): string => {
-  const nf = snap.snapshot.meta.node_fields
-  const ef = snap.snapshot.meta.edge_fields
-  const types = snap.snapshot.meta.node_types[0]
-  const edgeTypes = snap.snapshot.meta.edge_types[0]
-  const stride = nf.length
-  const eStride = ef.length
-  const iType = nf.indexOf('type')
-  const iName = nf.indexOf('name')
-  const iSize = nf.indexOf('self_size')
-  const iEdges = nf.indexOf('edge_count')
-  const eType = ef.indexOf('type')
-  const eName = ef.indexOf('name_or_index')
-  const eTo = ef.indexOf('to_node')
-  const count = snap.nodes.length / stride
+  const { types, edgeTypes, stride, eStride, iType, iName, iSize, iEdges, eType, eName, eTo, count } = layoutOf(snap)
   const weak = edgeTypes.indexOf('weak')
   const firstEdge = new Int32Array(count + 1)
   for (let n = 0, e = 0; n < count; n++) {

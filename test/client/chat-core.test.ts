@@ -3,7 +3,7 @@ import t from 'tap'
 import { ChatClientCore, ChatError, type MessageEntry, type SentInfo } from '../../src/client/chat-core.js'
 import { type ClientStateStore, MemoryClientState, type OutboxEntry } from '../../src/client/client-state.js'
 import { decodeChatMessage, encodeChatMessage } from '../../src/protocol/chat-codec.js'
-import type { ChatMessage, InboxEntry, Peer } from '../../src/protocol/chat-types.js'
+import type { ChatMessage, Peer } from '../../src/protocol/chat-types.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const BOB: Peer = { kind: 'user', userId: 2 }
