@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { StoreError, isValidUsername } from '../store/account-store.js'
 import { DEFAULT_DATA_DIR, SqliteAccountStore } from '../store/sqlite-account-store.js'
-import { SQLITE_MIGRATIONS } from '../store/sqlite-message-store.js'
+import { SQLITE_MIGRATIONS } from '../store/sqlite-message-schema.js'
 import { InterruptedError, readHiddenLine } from '../io/hidden-input.js'
 import { hashPassword } from './accounts/password.js'
 

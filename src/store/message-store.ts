@@ -5,9 +5,9 @@
  * conformance suite (test/store/message-conformance.ts).
  *
  * Writes that must be durable before the client hears back (messages, receipts, group
- * events, FIN's cursor and delivered receipts) go through `applyBatch`: the server's group commit collects them for a
- * millisecond or two and the store applies the whole batch atomically, with ONE
- * durable commit (one fsync), before any promise resolves.
+ * events, FIN's cursor and delivered receipts) go through `applyBatch`: the server's group
+ * commit collects them for a millisecond or two and the store applies the whole batch
+ * atomically, with ONE durable commit (one fsync), before any promise resolves.
  *
  * Times are milliseconds since the Unix epoch, passed in by the caller.
  */

@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { CommitDurability } from './sqlite-durability.js'
 import {
   StoreError,
   checkDeviceName,
@@ -61,8 +62,6 @@ export const ACCOUNT_MIGRATIONS: readonly Migration[] = [
 ]
 
 export const DEFAULT_DATA_DIR = './data'
-/** PRAGMA synchronous reads back as a number: 2 is FULL. */
-const SYNCHRONOUS_FULL = 2
 export const DATABASE_FILE = 'pigeon.db'
 
 export interface SqliteAccountStoreOptions {
@@ -140,12 +139,12 @@ const isConstraint = (err: unknown, kind: string): boolean =>
 export class SqliteAccountStore implements AccountStore {
   readonly db: SqliteDatabase
   private readonly q
-  private readonly synchronousFull: boolean
+  private readonly durability: CommitDurability
 
   constructor(options: SqliteAccountStoreOptions = {}) {
     this.db = openDatabase(options)
     const db = this.db
-    this.synchronousFull = db.pragma('synchronous', { simple: true }) === SYNCHRONOUS_FULL
+    this.durability = new CommitDurability(db)
     this.q = {
       insertUser: db.prepare('INSERT INTO users (username, password_hash, created_at_ms) VALUES (?, ?, ?)'),
       userByName: db.prepare('SELECT * FROM users WHERE username = ?'),
@@ -157,8 +156,6 @@ export class SqliteAccountStore implements AccountStore {
       deviceByName: db.prepare('SELECT * FROM devices WHERE user_id = ? AND name = ?'),
       listDevices: db.prepare('SELECT * FROM devices WHERE user_id = ? ORDER BY device_id'),
       touchDevice: db.prepare('UPDATE devices SET last_seen_at_ms = ? WHERE device_id = ?'),
-      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
-      syncFull: db.prepare('PRAGMA synchronous = FULL'),
       insertToken: db.prepare('INSERT INTO session_tokens (token_id, user_id, device_id, issued_at_ms, expires_at_ms, revoked_at_ms) VALUES (?, ?, ?, ?, ?, ?)'),
       tokenById: db.prepare('SELECT * FROM session_tokens WHERE token_id = ?'),
       revokeToken: db.prepare('UPDATE session_tokens SET revoked_at_ms = ? WHERE token_id = ? AND revoked_at_ms IS NULL'),
@@ -231,19 +228,8 @@ export class SqliteAccountStore implements AccountStore {
    * and carries it to disk; a crash before that loses at most the newest last-seen times.
    */
   async touchDevice(args: { deviceId: number; nowMs: number }): Promise<void> {
-    const info = this.run(() => this.withoutOwnFsync(() => this.q.touchDevice.run(args.nowMs, args.deviceId)))
+    const info = this.run(() => this.durability.withoutOwnFsync(() => this.q.touchDevice.run(args.nowMs, args.deviceId)))
     if (info.changes === 0) throw new StoreError('UNKNOWN_DEVICE', `no device ${args.deviceId}`)
-  }
-
-  /** Run one autocommit statement with synchronous = NORMAL (outside any transaction only). */
-  private withoutOwnFsync<T>(fn: () => T): T {
-    if (this.db.inTransaction || !this.synchronousFull) return fn()
-    this.q.syncNormal.run()
-    try {
-      return fn()
-    } finally {
-      this.q.syncFull.run()
-    }
   }
 
   async insertSessionToken(r: SessionTokenRecord): Promise<void> {

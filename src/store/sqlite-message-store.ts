@@ -1,7 +1,7 @@
 /**
  * MessageStore over better-sqlite3, sharing the account store's connection and file
- * (`pigeon.db`, WAL). Its schema is MESSAGE_MIGRATIONS, applied after ACCOUNT_MIGRATIONS:
- * open the database with SQLITE_MIGRATIONS (or use `openSqliteStores`).
+ * (`pigeon.db`, WAL). Its schema is MESSAGE_MIGRATIONS (sqlite-message-schema.ts), applied
+ * after ACCOUNT_MIGRATIONS: open the database with SQLITE_MIGRATIONS (or `openSqliteStores`).
  *
  * applyBatch runs the whole batch in ONE immediate transaction, so with WAL and
  * synchronous=FULL a batch costs exactly one fsync of the WAL, however many writes it holds.
@@ -32,96 +32,9 @@ import {
   type RetentionPolicy,
   type StoredMessage,
 } from './message-store.js'
-import { ACCOUNT_MIGRATIONS, SqliteAccountStore, schemaVersion, type Migration, type SqliteDatabase } from './sqlite-account-store.js'
-
-export const MESSAGE_MIGRATIONS: readonly Migration[] = [
-  {
-    // Follows ACCOUNT_MIGRATIONS (version 1); a later account migration must come after these.
-    version: 2,
-    name: 'messaging: contacts, groups, messages, inboxes, receipts, device cursors',
-    up(db) {
-      db.exec(`
-        CREATE TABLE contacts (
-          user_id INTEGER NOT NULL REFERENCES users(user_id),
-          contact_user_id INTEGER NOT NULL REFERENCES users(user_id),
-          created_at_ms INTEGER NOT NULL,
-          PRIMARY KEY (user_id, contact_user_id)
-        ) WITHOUT ROWID;
-
-        CREATE TABLE groups (
-          group_id INTEGER PRIMARY KEY AUTOINCREMENT,
-          name TEXT NOT NULL,
-          created_by_user_id INTEGER NOT NULL REFERENCES users(user_id),
-          created_at_ms INTEGER NOT NULL
-        );
-
-        CREATE TABLE group_members (
-          group_id INTEGER NOT NULL REFERENCES groups(group_id),
-          user_id INTEGER NOT NULL REFERENCES users(user_id),
-          joined_at_ms INTEGER NOT NULL,
-          PRIMARY KEY (group_id, user_id)
-        ) WITHOUT ROWID;
-        CREATE INDEX group_members_by_user ON group_members(user_id, group_id);
-
-        -- to_kind: 1 user, 2 group. AUTOINCREMENT: ids of pruned messages are never reused.
-        CREATE TABLE messages (
-          msg_id INTEGER PRIMARY KEY AUTOINCREMENT,
-          sender_user_id INTEGER NOT NULL REFERENCES users(user_id),
-          sender_device_id INTEGER NOT NULL,
-          client_msg_id BLOB NOT NULL,
-          to_kind INTEGER NOT NULL CHECK (to_kind IN (1, 2)),
-          to_id INTEGER NOT NULL,
-          body TEXT NOT NULL,
-          sent_at_ms INTEGER NOT NULL,
-          UNIQUE (sender_user_id, client_msg_id)
-        );
-
-        -- The last version ever assigned in each inbox (survives pruning).
-        CREATE TABLE inbox_heads (
-          user_id INTEGER PRIMARY KEY REFERENCES users(user_id),
-          version INTEGER NOT NULL
-        );
-
-        -- kind 1 message: msg_id.
-        -- kind 2 receipt: msg_id, code = status (1 delivered, 2 read), actor_user_id = by.
-        -- kind 3 group event: group_id, code = event (1 created, 2 joined, 3 left, 4 renamed),
-        --   actor_user_id, subject_user_id, name.
-        -- msg_id has no foreign key: a receipt row outlives a pruned message.
-        CREATE TABLE inbox (
-          user_id INTEGER NOT NULL REFERENCES users(user_id),
-          version INTEGER NOT NULL,
-          kind INTEGER NOT NULL CHECK (kind IN (1, 2, 3)),
-          msg_id INTEGER,
-          group_id INTEGER REFERENCES groups(group_id),
-          code INTEGER,
-          actor_user_id INTEGER,
-          subject_user_id INTEGER,
-          name TEXT,
-          created_at_ms INTEGER NOT NULL,
-          PRIMARY KEY (user_id, version)
-        ) WITHOUT ROWID;
-        -- The copies of a message: versions of a duplicate, orphan check when pruning.
-        CREATE INDEX inbox_message_copies ON inbox(msg_id) WHERE kind = 1;
-
-        CREATE TABLE receipts (
-          msg_id INTEGER NOT NULL REFERENCES messages(msg_id) ON DELETE CASCADE,
-          by_user_id INTEGER NOT NULL,
-          status INTEGER NOT NULL,
-          created_at_ms INTEGER NOT NULL,
-          PRIMARY KEY (msg_id, by_user_id, status)
-        ) WITHOUT ROWID;
-
-        CREATE TABLE device_cursors (
-          device_id INTEGER PRIMARY KEY,
-          version INTEGER NOT NULL
-        );
-      `)
-    },
-  },
-]
-
-/** Everything pigeon.db holds: pass this as `migrations` to open the shared database. */
-export const SQLITE_MIGRATIONS: readonly Migration[] = [...ACCOUNT_MIGRATIONS, ...MESSAGE_MIGRATIONS]
+import { CommitDurability } from './sqlite-durability.js'
+import { ACCOUNT_MIGRATIONS, SqliteAccountStore, schemaVersion, type SqliteDatabase } from './sqlite-account-store.js'
+import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from './sqlite-message-schema.js'
 
 const KIND_MESSAGE = 1
 const KIND_RECEIPT = 2
@@ -213,8 +126,6 @@ export interface SqliteMessageStoreOptions {
 }
 
 const fdatasyncAsync = promisify(fdatasync)
-/** PRAGMA synchronous reads back as a number: 2 is FULL. */
-const SYNCHRONOUS_FULL = 2
 
 export class SqliteMessageStore implements MessageStore {
   readonly db: SqliteDatabase
@@ -225,6 +136,7 @@ export class SqliteMessageStore implements MessageStore {
   private readonly pruneTx
   /** WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
   private readonly syncOffLoop: boolean
+  private readonly durability: CommitDurability
   private walFd: number | undefined
   /** userId -> lowest version written by the batch whose WAL sync is under way (held back from reads). */
   private readonly notYetDurable = new Map<number, number>()
@@ -292,9 +204,6 @@ export class SqliteMessageStore implements MessageStore {
         WHERE i.user_id = ? AND i.version > ? AND i.version <= ? AND i.kind = 1 AND m.sender_user_id <> ?
         ORDER BY i.version`).raw(),
 
-      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
-      syncFull: db.prepare('PRAGMA synchronous = FULL'),
-
       getCursor: db.prepare('SELECT version FROM device_cursors WHERE device_id = ?').pluck(),
       setCursor: db.prepare('INSERT INTO device_cursors (device_id, version) VALUES (?, ?) ON CONFLICT (device_id) DO UPDATE SET version = excluded.version'),
 
@@ -316,10 +225,8 @@ export class SqliteMessageStore implements MessageStore {
       return results
     })
     this.pruneTx = db.transaction((policy: RetentionPolicy): number => this.prune(policy))
-    this.syncOffLoop =
-      db.name !== ':memory:' &&
-      db.pragma('journal_mode', { simple: true }) === 'wal' &&
-      db.pragma('synchronous', { simple: true }) === SYNCHRONOUS_FULL
+    this.durability = new CommitDurability(db)
+    this.syncOffLoop = this.durability.fullSync && db.name !== ':memory:' && db.pragma('journal_mode', { simple: true }) === 'wal'
   }
 
   // ---- contacts ----
@@ -432,13 +339,7 @@ export class SqliteMessageStore implements MessageStore {
     }
     if (writes.length === 0) return []
     if (!this.syncOffLoop || this.db.inTransaction) return this.batchTx.immediate(writes, inboxIds)
-    this.q.syncNormal.run()
-    let results: InboxWriteResult[]
-    try {
-      results = this.batchTx.immediate(writes, inboxIds)
-    } finally {
-      this.q.syncFull.run()
-    }
+    const results = this.durability.withoutOwnFsync(() => this.batchTx.immediate(writes, inboxIds))
     // GroupCommit runs one batch at a time; the map is for this batch only.
     for (const r of results) {
       for (const { userId, version } of r.versions) {

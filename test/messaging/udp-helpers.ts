@@ -23,7 +23,8 @@ import { SessionTokens, loadOrCreateTokenSecret } from '../../src/server/account
 import { type ChatServer, type ChatServerOptions, startChatServer } from '../../src/server/chat-server.js'
 import type { AccountStore } from '../../src/store/account-store.js'
 import { SqliteAccountStore } from '../../src/store/sqlite-account-store.js'
-import { type SqliteStores, SQLITE_MIGRATIONS, openSqliteStores } from '../../src/store/sqlite-message-store.js'
+import { SQLITE_MIGRATIONS } from '../../src/store/sqlite-message-schema.js'
+import { type SqliteStores, openSqliteStores } from '../../src/store/sqlite-message-store.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import type { InboxWrite } from '../../src/store/message-store.js'
 import { DATABASE_FILE, SqliteAccountStore, schemaVersion } from '../../src/store/sqlite-account-store.js'
-import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS, SqliteMessageStore, openSqliteStores } from '../../src/store/sqlite-message-store.js'
+import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/store/sqlite-message-schema.js'
+import { SqliteMessageStore, openSqliteStores } from '../../src/store/sqlite-message-store.js'
 import { cid, messageStoreConformance, messageWrite, rejectsMessageCode } from './message-conformance.js'
 
 const tempDir = (t: { teardown: (fn: () => void) => void }): string => {

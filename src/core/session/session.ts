@@ -3,6 +3,7 @@ import { DeliveryRateEstimator } from '../cc/delivery-rate.js'
 import { createCongestionController } from '../cc/index.js'
 import { Pacer } from '../cc/pacer.js'
 import { ErrorCode, PigeonError, UsageError, errorCodeName } from '../errors.js'
+import { packBooleanFields } from '../packed-flags.js'
 import { RecvCredit, SendCredit } from '../flow-control.js'
 import { type PacketProtection, awaitingKeysProtection, checksumProtection, nullProtection } from '../protection.js'
 import { AckTracker } from '../recovery/ack-tracker.js'
@@ -30,6 +31,7 @@ import { type ClientSecurity, SecureHandshake, type ServerSecurity } from './sec
 import { keyUpdateDeadlineMs, updateKeysByTime } from './security.js'
 import type { SentRecord } from './sent-record.js'
 import { MIN_DATAGRAM_BYTES, maxChunkBytes } from './sizing.js'
+import { drawKeepAliveJitter, keepAliveDeadlineMs, onKeepAlive } from './keepalive.js'
 
 export interface SessionOptions {
   role: 'client' | 'server'
@@ -66,7 +68,8 @@ const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padSt
  * Nothing in here reads a clock, draws randomness of its own, or owns a timer.
  *
  * Fields are public for the sibling modules that make up the session (incoming.ts,
- * receive.ts, assemble.ts, recovery.ts, security.ts, path.ts, idle.ts); applications use the methods.
+ * receive.ts, assemble.ts, recovery.ts, security.ts, path.ts, idle.ts, keepalive.ts);
+ * applications use the methods.
  */
 export class Session {
   /**
@@ -345,7 +348,7 @@ export class Session {
     if (this.tracker.lossTimeMs <= nowMs) detectLosses(this, nowMs)
     else if (ptoDeadlineMs(this) <= nowMs) onProbeTimeout(this, nowMs)
     if (!this.isActive()) return
-    if (this.keepAliveDeadlineMs() <= nowMs) this.onKeepAlive()
+    if (keepAliveDeadlineMs(this) <= nowMs) onKeepAlive(this)
     if (this.nextExpiryMs <= nowMs) expireMessages(this, nowMs)
     if (this.pacingBlockedUntilMs <= nowMs) this.pacingBlockedUntilMs = 0
     if (keyUpdateDeadlineMs(this) <= nowMs) updateKeysByTime(this, nowMs)
@@ -374,7 +377,7 @@ export class Session {
     if (recovery < t) t = recovery
     const deadLink = this.deadLinkDeadlineMs()
     if (deadLink < t) t = deadLink
-    const keepAliveAt = this.keepAliveDeadlineMs()
+    const keepAliveAt = keepAliveDeadlineMs(this)
     if (keepAliveAt < t) t = keepAliveAt
     if (this.pacingBlockedUntilMs > 0 && this.pacingBlockedUntilMs < t) t = this.pacingBlockedUntilMs
     if (this.nextExpiryMs < t) t = this.nextExpiryMs
@@ -460,7 +463,7 @@ export class Session {
 
   onEstablished(nowMs: number): void {
     if (this.state !== 'connecting') return
-    this.drawKeepAliveJitter()
+    drawKeepAliveJitter(this)
     this.setState(nowMs, 'established')
     this.pushEvent({ type: 'connected' })
   }
@@ -484,29 +487,6 @@ export class Session {
       this.recvStreams.set(streamId, s)
     }
     return s
-  }
-
-  /**
-   * When the next keepalive PING is due (Infinity: keepalives off, not established, or
-   * something ack-eliciting already in flight — its probes keep the link busy enough).
-   */
-  keepAliveDeadlineMs(): number {
-    const interval = this.config.keepAliveIntervalMs
-    if (interval <= 0 || this.state !== 'established' || this.tracker.ackElicitingInFlight > 0) return Infinity
-    return this.lastSentAckElicitingMs + interval - this.keepAliveJitterMs
-  }
-
-  private onKeepAlive(): void {
-    this.pingPending = true
-    this.keepAliveProbing = true
-    this.drawKeepAliveJitter()
-  }
-
-  private drawKeepAliveJitter(): void {
-    const { keepAliveIntervalMs, keepAliveJitterFraction } = this.config
-    if (keepAliveIntervalMs > 0 && keepAliveJitterFraction > 0) {
-      this.keepAliveJitterMs = Math.floor(this.rng.nextFloat() * keepAliveJitterFraction * keepAliveIntervalMs)
-    }
   }
 
   /** While ack-eliciting data is outstanding, silence this long means the link is dead. */
@@ -610,34 +590,10 @@ export class Session {
   }
 }
 
-/**
- * Session's boolean state, one bit each of `flags`. Accessors on the prototype, so a
- * session carries one number instead of ten fields; reading and writing them is as
- * cheap as a field once the JIT has inlined the accessor.
- */
+/** Session's boolean state, one bit each of `flags` (see packBooleanFields). */
 const PACKED_FLAGS = [
-  'helloPending',
-  'helloAcked',
-  'pingPending',
-  'maxDataPending',
-  'dataBlockedPending',
-  'closeSendPending',
-  'creditCheckDue',
-  'lastPacketWasNewest',
-  'keepAliveProbing',
-  'addressValidated',
+  'helloPending', 'helloAcked', 'pingPending', 'maxDataPending', 'dataBlockedPending',
+  'closeSendPending', 'creditCheckDue', 'lastPacketWasNewest', 'keepAliveProbing', 'addressValidated',
 ] as const satisfies ReadonlyArray<keyof Session>
 
-PACKED_FLAGS.forEach((name, bit) => {
-  const mask = 1 << bit
-  Object.defineProperty(Session.prototype, name, {
-    get(this: Session): boolean {
-      return (this.flags & mask) !== 0
-    },
-    set(this: Session, on: boolean) {
-      this.flags = on ? this.flags | mask : this.flags & ~mask
-    },
-    enumerable: false,
-    configurable: false,
-  })
-})
+packBooleanFields(Session.prototype, PACKED_FLAGS)
