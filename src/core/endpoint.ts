@@ -55,6 +55,8 @@ export interface EndpointStats {
   droppedMalformed: number
   droppedTooSmallInitial: number
   droppedUnauthenticatedInitial: number
+  /** Initials that authenticated but whose handshake failed (wrong server key, bad HELLO): answered with a CLOSE, no state kept. */
+  refusedInitials: number
   droppedSessionLimit: number
   versionNegotiationsSent: number
   retriesSent: number
@@ -128,6 +130,7 @@ export class Endpoint<A> {
     droppedMalformed: 0,
     droppedTooSmallInitial: 0,
     droppedUnauthenticatedInitial: 0,
+    refusedInitials: 0,
     droppedSessionLimit: 0,
     versionNegotiationsSent: 0,
     retriesSent: 0,
@@ -362,6 +365,17 @@ export class Endpoint<A> {
     }
     session.handleDatagram(nowMs, datagram)
     if (session.stats.packetsReceived === 0) {
+      if (session.state === 'closing') {
+        // The packet authenticated but its handshake failed (a client pinning another server
+        // key, a malformed HELLO): tell the client why, statelessly, in one CONNECTION_CLOSE
+        // no larger than its Initial; otherwise it would only find out by timing out.
+        this.stats.refusedInitials++
+        const close = session.pollTransmit(nowMs)
+        if (close !== undefined && close.length <= datagram.length && this.statelessReplies.length < 64) {
+          this.statelessReplies.push({ bytes: close, to: from })
+        }
+        return
+      }
       // The Initial did not authenticate (corrupted or forged): keep no state for it.
       this.stats.droppedUnauthenticatedInitial++
       return

@@ -12,6 +12,7 @@ import { SeededRng } from '../../src/core/rng.js'
 import { SimPair } from '../helpers/sim-pair.js'
 
 const RUNS = Number(process.env.PIGEON_PROPERTY_RUNS ?? 2500)
+const REPLAY_SEED = process.env.PIGEON_PROPERTY_SEED === undefined ? undefined : Number(process.env.PIGEON_PROPERTY_SEED)
 /** Half the runs are encrypted sessions (Noise NK + ChaCha20-Poly1305). */
 const serverKeyPair = generateStaticKeyPair({ rng: new SeededRng(1) })
 
@@ -113,7 +114,8 @@ t.test('exactly-once, in-order delivery or reported expiry on lossy networks', (
         }
       },
     ),
-    { numRuns: RUNS },
+    // Replay a failure with the seed (and path) fast-check printed.
+    { numRuns: RUNS, seed: REPLAY_SEED, path: process.env.PIGEON_PROPERTY_PATH },
   )
   t.pass(`${RUNS} random networks`)
   t.end()

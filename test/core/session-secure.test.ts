@@ -34,6 +34,12 @@ t.test('a client pinning another key refuses the server (man in the middle)', as
   t.equal(closed.length, 1)
   t.equal((closed[0].event as { code: number }).code, ErrorCode.HANDSHAKE_FAILED)
   t.equal(pair.eventsOf('client', 'connected').length, 0, 'never connected')
+  const told = new SimPair({ seed: 5, up: { delay: { baseMs: 10 } }, down: { delay: { baseMs: 10 } }, secure: { serverKeyPair, pinnedServerKey: other.publicKey } })
+  told.net.runUntil({ untilMs: 10_000, predicate: () => told.clientSession.state !== 'connecting' })
+  t.equal(told.clientSession.state, 'draining', 'the CLOSE arrived')
+  t.ok(told.net.nowMs < 100, `told at once (at ${told.net.nowMs} ms, one round trip is 20 ms), not by a timeout`)
+  t.equal(pair.server.stats.refusedInitials, 1, 'the server answered the refused Initial')
+  t.equal(pair.server.sessionCount, 0, 'and kept no state for it')
 })
 
 t.test('tampered and replayed short-header packets are dropped and counted', async (t) => {
