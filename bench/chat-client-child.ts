@@ -18,7 +18,6 @@
  * SEND_OK and the receiver has emitted it; send-to-delivery latency runs from
  * ChatClientCore.enqueue() to the receiver's 'message' event.
  */
-import { randomBytes } from 'node:crypto'
 import type { SessionConfig } from '../src/core/session/config.js'
 import type { Session } from '../src/core/session/session.js'
 import type { EndpointEvent } from '../src/core/endpoint.js'
@@ -30,6 +29,10 @@ import { ChatMessageType, decodeChatMessage, encodeChatMessage } from '../src/pr
 import { decodeLoginMessage, encodeLoginMessage, isLoginMessage } from '../src/protocol/login-messages.js'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { type BenchUser, emitEvent, serve, sleep, udpDrops } from './chat-common.js'
+import { CryptoRng } from '../src/io/crypto-rng.js'
+
+/** Client message ids: one OS call per 4 KiB of them, not one per message. */
+const messageIdRng = new CryptoRng()
 
 export interface ClientConnectArgs {
   port: number
@@ -321,7 +324,7 @@ const chatStart = async (): Promise<{ synced: number; elapsedMs: number }> => {
         s.ep.send(session, 0, bytes)
       },
       state: new MemoryClientState(),
-      randomBytes: (n) => new Uint8Array(randomBytes(n)),
+      randomBytes: (n) => messageIdRng.bytes(n),
       nowMs: () => Date.now(),
     })
     s.core = core

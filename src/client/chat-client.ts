@@ -6,7 +6,6 @@
  * the link dies: a server restart is survived, unacknowledged messages are resent (the
  * server de-duplicates them) and sync continues from the stored cursor.
  */
-import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { SessionConfig } from '../core/session/config.js'
@@ -16,6 +15,10 @@ import { isLoginMessage } from '../protocol/login-messages.js'
 import type { ContactSummary, GroupSummary, Peer, UserSummary } from '../protocol/chat-types.js'
 import { ChatClientCore, type ChatCoreEvents, type GroupInfo, type SentInfo } from './chat-core.js'
 import { type ClientStateStore, FileClientState, MemoryClientState, type OutboxEntry } from './client-state.js'
+import { CryptoRng } from '../io/crypto-rng.js'
+
+/** Client message ids: one OS call per 4 KiB of them, not one per message. */
+const messageIdRng = new CryptoRng()
 
 export interface ChatClientOptions {
   host: string
@@ -143,7 +146,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         this.client.send(0, bytes)
       },
       state,
-      randomBytes: (n) => new Uint8Array(randomBytes(n)),
+      randomBytes: (n) => messageIdRng.bytes(n),
       nowMs: () => Date.now(),
       syncBatchSize: opts.syncBatchSize,
       readBatchDelayMs: opts.readBatchDelayMs,

@@ -40,6 +40,13 @@ export class CryptoRng implements Rng {
     return (high * 67108864 + low) / 9007199254740992
   }
 
+  /** n fresh random bytes (a new array). */
+  bytes(n: number): Uint8Array {
+    const out = new Uint8Array(n)
+    this.fillBytes(out)
+    return out
+  }
+
   fillBytes(out: Uint8Array): void {
     const n = out.length
     if (n > this.pool.length >>> 2) {

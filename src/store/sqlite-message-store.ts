@@ -11,8 +11,9 @@
  * (the WAL holding the commit is on disk before anyone is told), while the server goes on
  * serving meanwhile. Until then the batch's inbox entries are held back from
  * readInbox / inboxHead, so no device can hold an entry a power cut could still undo.
- * Inbox versions come from `inbox_heads` (one counter per user, bumped per entry), so they
- * are strictly increasing and never reused, even after entries are pruned.
+ * Inbox versions come from `inbox_heads` (one counter per user, kept in memory during a
+ * batch and written once per touched user at its end: sqlite-inbox-heads.ts), so they are
+ * strictly increasing and never reused, even after entries are pruned.
  *
  * Retention (pruneInboxes) deletes inbox rows, then every message whose last 'message'
  * inbox row went with them (its receipts follow by ON DELETE CASCADE). Message ids are
@@ -33,6 +34,7 @@ import {
   type StoredMessage,
 } from './message-store.js'
 import { CommitDurability } from './sqlite-durability.js'
+import { InboxHeads } from './sqlite-inbox-heads.js'
 import { ACCOUNT_MIGRATIONS, SqliteAccountStore, schemaVersion, type SqliteDatabase } from './sqlite-account-store.js'
 import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from './sqlite-message-schema.js'
 
@@ -133,6 +135,7 @@ export class SqliteMessageStore implements MessageStore {
   private closed = false
   private readonly q
   private readonly batchTx
+  private readonly heads: InboxHeads
   private readonly pruneTx
   /** WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
   private readonly syncOffLoop: boolean
@@ -179,10 +182,6 @@ export class SqliteMessageStore implements MessageStore {
       copiesOf: db.prepare('SELECT user_id, version FROM inbox WHERE kind = 1 AND msg_id = ?'),
       insertReceipt: db.prepare('INSERT OR IGNORE INTO receipts (msg_id, by_user_id, status, created_at_ms) VALUES (?, ?, ?, ?)'),
 
-      bumpHead: db.prepare(`
-        INSERT INTO inbox_heads (user_id, version) VALUES (?, 1)
-        ON CONFLICT (user_id) DO UPDATE SET version = version + 1
-        RETURNING version`).pluck(),
       head: db.prepare('SELECT version FROM inbox_heads WHERE user_id = ?').pluck(),
       insertMessageEntry: db.prepare('INSERT INTO inbox (user_id, version, kind, msg_id, created_at_ms) VALUES (?, ?, 1, ?, ?)'),
       insertReceiptEntry: db.prepare('INSERT INTO inbox (user_id, version, kind, msg_id, code, actor_user_id, created_at_ms) VALUES (?, ?, 2, ?, ?, ?, ?)'),
@@ -214,6 +213,7 @@ export class SqliteMessageStore implements MessageStore {
       deleteOrphan: db.prepare('DELETE FROM messages WHERE msg_id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE kind = 1 AND msg_id = ?)'),
     }
     this.batchTx = db.transaction((writes: InboxWrite[], inboxIds: number[][]): InboxWriteResult[] => {
+      this.heads.beginBatch()
       const results = new Array<InboxWriteResult>(writes.length)
       for (let i = 0; i < writes.length; i++) {
         const w = writes[i]
@@ -222,8 +222,10 @@ export class SqliteMessageStore implements MessageStore {
         else if (w.kind === 'fin') results[i] = this.writeFin(w)
         else results[i] = this.writeGroupEvent(w, inboxIds[i])
       }
+      this.heads.writePending()
       return results
     })
+    this.heads = new InboxHeads(db)
     this.pruneTx = db.transaction((policy: RetentionPolicy): number => this.prune(policy))
     this.durability = new CommitDurability(db)
     this.syncOffLoop = this.durability.fullSync && db.name !== ':memory:' && db.pragma('journal_mode', { simple: true }) === 'wal'
@@ -338,8 +340,8 @@ export class SqliteMessageStore implements MessageStore {
       inboxIds[i] = w.kind === 'receipt' || w.kind === 'fin' ? [] : uniqueUserIds(w.inboxUserIds)
     }
     if (writes.length === 0) return []
-    if (!this.syncOffLoop || this.db.inTransaction) return this.batchTx.immediate(writes, inboxIds)
-    const results = this.durability.withoutOwnFsync(() => this.batchTx.immediate(writes, inboxIds))
+    if (!this.syncOffLoop || this.db.inTransaction) return this.runBatch(writes, inboxIds)
+    const results = this.durability.withoutOwnFsync(() => this.runBatch(writes, inboxIds))
     // GroupCommit runs one batch at a time; the map is for this batch only.
     for (const r of results) {
       for (const { userId, version } of r.versions) {
@@ -353,6 +355,21 @@ export class SqliteMessageStore implements MessageStore {
     } finally {
       this.notYetDurable.clear()
     }
+    return results
+  }
+
+  /** The batch's transaction; the heads it assigned become the cached ones only if it committed. */
+  private runBatch(writes: InboxWrite[], inboxIds: number[][]): InboxWriteResult[] {
+    let results: InboxWriteResult[]
+    try {
+      results = this.batchTx.immediate(writes, inboxIds)
+    } catch (err) {
+      this.heads.rollback()
+      throw err
+    }
+    // Nested in a caller's transaction, the commit is the caller's.
+    if (this.db.inTransaction) this.heads.forgetPending()
+    else this.heads.commit()
     return results
   }
 
@@ -375,8 +392,8 @@ export class SqliteMessageStore implements MessageStore {
     const versions = new Array<{ userId: number; version: number }>(inboxIds.length)
     for (let j = 0; j < inboxIds.length; j++) {
       const userId = inboxIds[j]
-      const version = this.bumpHead(userId)
-      this.q.insertMessageEntry.run(userId, version, msgId, w.nowMs)
+      const version = this.heads.next(userId)
+      this.insertEntry(userId, () => this.q.insertMessageEntry.run(userId, version, msgId, w.nowMs))
       versions[j] = { userId, version }
     }
     return { kind: 'message', msgId, sentAtMs: w.nowMs, duplicate: false, versions }
@@ -392,14 +409,13 @@ export class SqliteMessageStore implements MessageStore {
   /** The receipt row and the sender's inbox entry; returns its version, 0 if the receipt existed. */
   private addReceipt(msgId: number, sender: number, status: number, byUserId: number, nowMs: number): number {
     if (this.q.insertReceipt.run(msgId, byUserId, status, nowMs).changes === 0) return 0
-    const version = this.bumpHead(sender)
-    this.q.insertReceiptEntry.run(sender, version, msgId, status, byUserId, nowMs)
+    const version = this.heads.next(sender)
+    this.insertEntry(sender, () => this.q.insertReceiptEntry.run(sender, version, msgId, status, byUserId, nowMs))
     return version
   }
 
   private writeFin(w: FinWrite): InboxWriteResult {
-    const head = (this.q.head.get(w.userId) as number | undefined) ?? 0
-    const version = Math.min(w.version, head)
+    const version = Math.min(w.version, this.heads.current(w.userId))
     const before = (this.q.getCursor.get(w.deviceId) as number | undefined) ?? 0
     if (version <= before) return { kind: 'fin', previousCursor: before, cursor: before, versions: [] }
     this.q.setCursor.run(w.deviceId, version)
@@ -418,17 +434,17 @@ export class SqliteMessageStore implements MessageStore {
     const versions = new Array<{ userId: number; version: number }>(inboxIds.length)
     for (let j = 0; j < inboxIds.length; j++) {
       const userId = inboxIds[j]
-      const version = this.bumpHead(userId)
-      this.q.insertGroupEntry.run(userId, version, w.groupId, event, w.actorUserId, w.subjectUserId, w.name, w.nowMs)
+      const version = this.heads.next(userId)
+      this.insertEntry(userId, () => this.q.insertGroupEntry.run(userId, version, w.groupId, event, w.actorUserId, w.subjectUserId, w.name, w.nowMs))
       versions[j] = { userId, version }
     }
     return { kind: 'group_event', versions }
   }
 
-  /** The next version of the user's inbox (inside the batch transaction). */
-  private bumpHead(userId: number): number {
+  /** An inbox row of `userId` (inside the batch transaction): a foreign-key failure means no such user. */
+  private insertEntry(userId: number, insert: () => unknown): void {
     try {
-      return this.q.bumpHead.get(userId) as number
+      insert()
     } catch (err) {
       if (isForeignKey(err)) throw unknownUser(userId)
       throw err

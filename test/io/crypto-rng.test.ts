@@ -47,3 +47,16 @@ t.test('bytes look uniform (coarse bucket check, fails with probability << 1e-9)
 t.test('rejects a pool size that is not a multiple of 4', async (t) => {
   t.throws(() => new CryptoRng(66), RangeError)
 })
+
+t.test('bytes(n) returns a new array each time: 1,000 message ids across refills, none repeated', async (t) => {
+  const rng = new CryptoRng(64)
+  const ids = new Set<string>()
+  let previous: Uint8Array | undefined
+  for (let i = 0; i < 1000; i++) {
+    const id = rng.bytes(16)
+    if (id.length !== 16 || id === previous || id.buffer === previous?.buffer) t.fail('not a fresh 16-byte array')
+    ids.add(Buffer.from(id).toString('hex'))
+    previous = id
+  }
+  t.equal(ids.size, 1000)
+})

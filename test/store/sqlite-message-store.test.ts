@@ -156,6 +156,28 @@ t.test('a second connection (admin CLI) sees committed batches', async (t) => {
   t.equal(await admin.messages.inboxHead(a), 1)
   await admin.messages.applyBatch([messageWrite(a, cid(2), { kind: 'user', userId: a }, [a], 2)])
   t.equal(await server.messages.inboxHead(a), 2)
+  // The server keeps heads in memory between batches: the admin's write must move them.
+  const [third] = await server.messages.applyBatch([messageWrite(a, cid(3), { kind: 'user', userId: a }, [a], 3)])
+  t.same(third.kind === 'message' && third.versions, [{ userId: a, version: 3 }], 'the server continues after the admin write')
+  const [fourth] = await admin.messages.applyBatch([messageWrite(a, cid(4), { kind: 'user', userId: a }, [a], 4)])
+  t.same(fourth.kind === 'message' && fourth.versions, [{ userId: a, version: 4 }], 'and the admin after the server')
+  const [fin] = await server.messages.applyBatch([{ kind: 'fin', userId: a, deviceId: 1, version: 99, maxReceiptEntries: 10, nowMs: 5 }])
+  t.same(fin, { kind: 'fin', previousCursor: 0, cursor: 4, versions: [] }, 'a FIN is capped at the head the admin moved')
+})
+
+t.test('a failed batch leaves the inbox heads where they were', async (t) => {
+  const stores = openSqliteStores({ dataDir: tempDir(t) })
+  t.teardown(() => stores.close())
+  const a = (await stores.accounts.createUser({ username: 'alice', passwordHash: 'h', nowMs: 0 })).userId
+  const b = (await stores.accounts.createUser({ username: 'bob', passwordHash: 'h', nowMs: 0 })).userId
+  await stores.messages.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: b }, [b, a], 1)])
+  await rejectsMessageCode(t, stores.messages.applyBatch([
+    messageWrite(a, cid(2), { kind: 'user', userId: b }, [b, a], 2),
+    messageWrite(a, cid(3), { kind: 'user', userId: 9999 }, [9999, a], 3),
+  ]), 'UNKNOWN_USER')
+  const [next] = await stores.messages.applyBatch([messageWrite(a, cid(2), { kind: 'user', userId: b }, [b, a], 4)])
+  t.same(next.kind === 'message' && next.versions, [{ userId: b, version: 2 }, { userId: a, version: 2 }], 'no version was skipped')
+  t.equal(await stores.messages.inboxHead(a), 2)
 })
 
 t.test('a batch is read back only once its WAL sync has returned; the connection stays FULL', async (t) => {
