@@ -5,9 +5,9 @@
  *
  * The cache holds committed values only: a batch counts in `pending` and `commit()` folds
  * them in after its transaction commits; `rollback()` forgets them. Another connection
- * (the admin CLI, a second process) may write inboxes too: `PRAGMA data_version` changes
- * for this connection when any other connection commits, and `beginBatch()` then drops
- * the cache, so a head is never taken from before someone else's write.
+ * (the admin CLI, a second process) may write inboxes too: the store watches
+ * `PRAGMA data_version` and calls `clear()` when someone else committed, so a head is
+ * never taken from before someone else's write.
  */
 import { LRUCache } from 'lru-cache'
 import type { SqliteDatabase } from './sqlite-account-store.js'
@@ -21,25 +21,21 @@ export class InboxHeads {
   private readonly pending = new Map<number, number>()
   private readonly readHead
   private readonly writeHead
-  private readonly dataVersion
-  private lastDataVersion: number
 
   constructor(db: SqliteDatabase, options: { cachedHeads?: number } = {}) {
     this.cache = new LRUCache({ max: options.cachedHeads ?? DEFAULT_CACHED_HEADS })
     this.readHead = db.prepare('SELECT version FROM inbox_heads WHERE user_id = ?').pluck()
     this.writeHead = db.prepare('INSERT INTO inbox_heads (user_id, version) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET version = excluded.version')
-    this.dataVersion = db.prepare('PRAGMA data_version').pluck()
-    this.lastDataVersion = this.dataVersion.get() as number
   }
 
-  /** Inside the batch's transaction, before anything else: forget heads another connection may have moved. */
+  /** Inside the batch's transaction, before anything else. */
   beginBatch(): void {
     this.pending.clear()
-    const v = this.dataVersion.get() as number
-    if (v !== this.lastDataVersion) {
-      this.lastDataVersion = v
-      this.cache.clear()
-    }
+  }
+
+  /** Another connection wrote: every cached head may be old. */
+  clear(): void {
+    this.cache.clear()
   }
 
   /** The next version of the user's inbox, inside the batch's transaction. */

@@ -13,7 +13,10 @@
  * readInbox / inboxHead, so no device can hold an entry a power cut could still undo.
  * Inbox versions come from `inbox_heads` (one counter per user, kept in memory during a
  * batch and written once per touched user at its end: sqlite-inbox-heads.ts), so they are
- * strictly increasing and never reused, even after entries are pruned.
+ * strictly increasing and never reused, even after entries are pruned. The newest entries
+ * of each written inbox are kept in memory once durable (inbox-tail-cache.ts), so a device
+ * that keeps up syncs without a database read. Both caches are dropped when
+ * `PRAGMA data_version` shows that another connection (the admin CLI) committed.
  *
  * Retention (pruneInboxes) deletes inbox rows, then every message whose last 'message'
  * inbox row went with them (its receipts follow by ON DELETE CASCADE). Message ids are
@@ -35,6 +38,7 @@ import {
 } from './message-store.js'
 import { CommitDurability } from './sqlite-durability.js'
 import { InboxHeads } from './sqlite-inbox-heads.js'
+import { InboxTailCache } from './inbox-tail-cache.js'
 import { ACCOUNT_MIGRATIONS, SqliteAccountStore, schemaVersion, type SqliteDatabase } from './sqlite-account-store.js'
 import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from './sqlite-message-schema.js'
 
@@ -136,6 +140,12 @@ export class SqliteMessageStore implements MessageStore {
   private readonly q
   private readonly batchTx
   private readonly heads: InboxHeads
+  private readonly tails = new InboxTailCache()
+  /** Entries the batch under way inserted (appended to `tails` once durable); users whose tail it could not extend. */
+  private batchEntries: Array<{ userId: number; entry: InboxEntry }> = []
+  private batchUntracked: number[] = []
+  private readonly dataVersion
+  private lastDataVersion: number
   private readonly pruneTx
   /** WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
   private readonly syncOffLoop: boolean
@@ -213,7 +223,10 @@ export class SqliteMessageStore implements MessageStore {
       deleteOrphan: db.prepare('DELETE FROM messages WHERE msg_id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE kind = 1 AND msg_id = ?)'),
     }
     this.batchTx = db.transaction((writes: InboxWrite[], inboxIds: number[][]): InboxWriteResult[] => {
+      this.noticeOtherWriters()
       this.heads.beginBatch()
+      this.batchEntries = []
+      this.batchUntracked = []
       const results = new Array<InboxWriteResult>(writes.length)
       for (let i = 0; i < writes.length; i++) {
         const w = writes[i]
@@ -226,6 +239,8 @@ export class SqliteMessageStore implements MessageStore {
       return results
     })
     this.heads = new InboxHeads(db)
+    this.dataVersion = db.prepare('PRAGMA data_version').pluck()
+    this.lastDataVersion = this.dataVersion.get() as number
     this.pruneTx = db.transaction((policy: RetentionPolicy): number => this.prune(policy))
     this.durability = new CommitDurability(db)
     this.syncOffLoop = this.durability.fullSync && db.name !== ':memory:' && db.pragma('journal_mode', { simple: true }) === 'wal'
@@ -340,7 +355,11 @@ export class SqliteMessageStore implements MessageStore {
       inboxIds[i] = w.kind === 'receipt' || w.kind === 'fin' ? [] : uniqueUserIds(w.inboxUserIds)
     }
     if (writes.length === 0) return []
-    if (!this.syncOffLoop || this.db.inTransaction) return this.runBatch(writes, inboxIds)
+    if (!this.syncOffLoop || this.db.inTransaction) {
+      const results = this.runBatch(writes, inboxIds)
+      this.batchDurable(!this.db.inTransaction)
+      return results
+    }
     const results = this.durability.withoutOwnFsync(() => this.runBatch(writes, inboxIds))
     // GroupCommit runs one batch at a time; the map is for this batch only.
     for (const r of results) {
@@ -349,13 +368,36 @@ export class SqliteMessageStore implements MessageStore {
         if (lowest === undefined || version < lowest) this.notYetDurable.set(userId, version)
       }
     }
+    let synced = false
     try {
       this.walFd ??= openSync(`${this.db.name}-wal`, 'r')
       await fdatasyncAsync(this.walFd)
+      synced = true
     } finally {
       this.notYetDurable.clear()
+      this.batchDurable(synced)
     }
     return results
+  }
+
+  /** The batch's entries are on disk (or, `durable` false, not known to be): extend the cached tails, or forget them. */
+  private batchDurable(durable: boolean): void {
+    for (const { userId, entry } of this.batchEntries) {
+      if (durable) this.tails.append(userId, entry)
+      else this.tails.forget(userId)
+    }
+    for (const userId of this.batchUntracked) this.tails.forget(userId)
+    this.batchEntries = []
+    this.batchUntracked = []
+  }
+
+  /** Another connection committed since we last looked: heads and tails may be old. */
+  private noticeOtherWriters(): void {
+    const v = this.dataVersion.get() as number
+    if (v === this.lastDataVersion) return
+    this.lastDataVersion = v
+    this.heads.clear()
+    this.tails.clear()
   }
 
   /** The batch's transaction; the heads it assigned become the cached ones only if it committed. */
@@ -365,6 +407,8 @@ export class SqliteMessageStore implements MessageStore {
       results = this.batchTx.immediate(writes, inboxIds)
     } catch (err) {
       this.heads.rollback()
+      this.batchEntries = []
+      this.batchUntracked = []
       throw err
     }
     // Nested in a caller's transaction, the commit is the caller's.
@@ -395,6 +439,11 @@ export class SqliteMessageStore implements MessageStore {
       const version = this.heads.next(userId)
       this.insertEntry(userId, () => this.q.insertMessageEntry.run(userId, version, msgId, w.nowMs))
       versions[j] = { userId, version }
+      this.batchEntries.push({
+        userId,
+        // As readInbox would return it (toEntry).
+        entry: { kind: 'message', version, msgId, fromUserId: w.senderUserId, fromDeviceId: w.senderDeviceId, to: toPeer(to[0], to[1]), sentAtMs: w.nowMs, clientMsgId: new Uint8Array(clientMsgId), body: w.body },
+      })
     }
     return { kind: 'message', msgId, sentAtMs: w.nowMs, duplicate: false, versions }
   }
@@ -411,6 +460,7 @@ export class SqliteMessageStore implements MessageStore {
     if (this.q.insertReceipt.run(msgId, byUserId, status, nowMs).changes === 0) return 0
     const version = this.heads.next(sender)
     this.insertEntry(sender, () => this.q.insertReceiptEntry.run(sender, version, msgId, status, byUserId, nowMs))
+    this.batchEntries.push({ userId: sender, entry: { kind: 'receipt', version, msgId, status: STATUS_BY_CODE[status], byUserId, atMs: nowMs } })
     return version
   }
 
@@ -436,6 +486,7 @@ export class SqliteMessageStore implements MessageStore {
       const userId = inboxIds[j]
       const version = this.heads.next(userId)
       this.insertEntry(userId, () => this.q.insertGroupEntry.run(userId, version, w.groupId, event, w.actorUserId, w.subjectUserId, w.name, w.nowMs))
+      this.batchUntracked.push(userId) // rare: read back from the table
       versions[j] = { userId, version }
     }
     return { kind: 'group_event', versions }
@@ -457,7 +508,8 @@ export class SqliteMessageStore implements MessageStore {
     this.open()
     const held = this.notYetDurable.get(userId)
     if (held !== undefined) return held - 1
-    return (this.q.head.get(userId) as number | undefined) ?? 0
+    this.noticeOtherWriters()
+    return this.tails.head(userId) ?? (this.q.head.get(userId) as number | undefined) ?? 0
   }
 
   async readInbox(args: { userId: number; afterVersion: number; limit: number }): Promise<InboxEntry[]> {
@@ -465,6 +517,10 @@ export class SqliteMessageStore implements MessageStore {
     if (!Number.isSafeInteger(args.afterVersion)) throw invalid(`afterVersion ${String(args.afterVersion)}`)
     if (!isCount(args.limit)) throw invalid(`limit ${String(args.limit)}`)
     if (args.limit === 0) return []
+    this.noticeOtherWriters()
+    // Holds durable entries only, so nothing to hold back.
+    const cached = this.tails.read(args.userId, args.afterVersion, args.limit)
+    if (cached !== undefined) return cached
     const rows = this.q.readInbox.all(args.userId, args.afterVersion, args.limit) as InboxRow[]
     const held = this.notYetDurable.get(args.userId)
     const out: InboxEntry[] = []
@@ -513,6 +569,7 @@ export class SqliteMessageStore implements MessageStore {
     if (policy.olderThanMs !== undefined && !isCount(policy.olderThanMs)) throw invalid(`olderThanMs ${String(policy.olderThanMs)}`)
     if (policy.keepLastPerUser !== undefined && !isCount(policy.keepLastPerUser)) throw invalid(`keepLastPerUser ${String(policy.keepLastPerUser)}`)
     if (policy.olderThanMs === undefined && policy.keepLastPerUser === undefined) return 0
+    this.tails.clear() // pruned entries must not be served from memory
     return this.pruneTx.immediate(policy)
   }
 

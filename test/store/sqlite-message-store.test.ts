@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { SeededRng } from '../../src/core/rng.js'
 import type { InboxWrite } from '../../src/store/message-store.js'
 import { DATABASE_FILE, SqliteAccountStore, schemaVersion } from '../../src/store/sqlite-account-store.js'
 import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/store/sqlite-message-schema.js'
@@ -206,4 +207,54 @@ t.test('a batch is read back only once its WAL sync has returned; the connection
   t.equal(await store.inboxHead(b), 3, 'durable: visible')
   t.same((await store.readInbox({ userId: b, afterVersion: 0, limit: 10 })).map((e) => e.version), [1, 2, 3])
   t.equal(stores.accounts.db.pragma('synchronous', { simple: true }), 2, 'synchronous is FULL again for every other commit')
+})
+
+t.test('reads served from the in-memory inbox tails equal the table (random batches, admin writes, failures, pruning)', async (t) => {
+  const seed = 20261123
+  const rng = new SeededRng(seed)
+  const pick = (n: number): number => Math.floor(rng.nextFloat() * n)
+  const dataDir = tempDir(t)
+  const server = openSqliteStores({ dataDir })
+  const admin = openSqliteStores({ dataDir })
+  const reader = openSqliteStores({ dataDir }) // never writes: always reads the table
+  t.teardown(async () => {
+    await server.close()
+    await admin.close()
+    await reader.close()
+  })
+  const users: number[] = []
+  for (let i = 0; i < 6; i++) users.push((await server.accounts.createUser({ username: `u${i}`, passwordHash: 'h', nowMs: 0 })).userId)
+  const group = await server.messages.createGroup({ name: 'g', createdByUserId: users[0], memberUserIds: users.slice(1, 4), nowMs: 0 })
+  let n = 0
+  let mismatches = 0
+  for (let step = 0; step < 400; step++) {
+    const writer = pick(10) === 0 ? admin : server
+    const a = users[pick(users.length)]
+    const b = users[pick(users.length)]
+    const r = pick(20)
+    const writes: InboxWrite[] = []
+    for (let k = 0; k <= pick(4); k++) {
+      n++
+      if (r === 0) writes.push({ kind: 'group_event', groupId: group.groupId, event: 'renamed', actorUserId: a, subjectUserId: a, name: `g${n}`, inboxUserIds: users.slice(0, 4), nowMs: n })
+      else if (r === 1) writes.push(messageWrite(a, cid(n), { kind: 'user', userId: 9999 }, [9999, a], n)) // fails the batch
+      else if (r < 5) writes.push({ kind: 'fin', userId: b, deviceId: b, version: 1_000_000, maxReceiptEntries: 50, nowMs: n })
+      else if (r < 7) writes.push({ kind: 'receipt', msgId: 1 + pick(n), status: 'read', byUserId: b, nowMs: n })
+      else writes.push(messageWrite(a, cid(pick(3) === 0 ? n - 1 : n), { kind: 'user', userId: b }, a === b ? [a] : [b, a], n, `m${n}`))
+    }
+    await writer.messages.applyBatch(writes).catch(() => undefined)
+    if (pick(50) === 0) await writer.messages.pruneInboxes({ keepLastPerUser: 5 + pick(20) })
+    for (const u of users) {
+      const head = await reader.messages.inboxHead(u)
+      if ((await server.messages.inboxHead(u)) !== head) mismatches++
+      for (const after of [head, head - 1, head - 3, head - 70, 0]) {
+        const want = await reader.messages.readInbox({ userId: u, afterVersion: after, limit: 10 })
+        const got = await server.messages.readInbox({ userId: u, afterVersion: after, limit: 10 })
+        if (JSON.stringify(got) !== JSON.stringify(want)) {
+          mismatches++
+          if (mismatches <= 3) t.same(got, want, `seed ${seed} step ${step}: user ${u} after ${after}`)
+        }
+      }
+    }
+  }
+  t.equal(mismatches, 0, `seed ${seed}: every read matched the table`)
 })
