@@ -71,13 +71,15 @@ export class InboxTailCache {
    * cache does not hold every one of them.
    */
   read(userId: number, afterVersion: number, limit: number): InboxEntry[] | undefined {
+    return this.readShared(userId, afterVersion, limit)?.map(copyOf)
+  }
+
+  /** Like read, without copying: for the store's own use, which must not modify what it gets. */
+  readShared(userId: number, afterVersion: number, limit: number): readonly InboxEntry[] | undefined {
     const tail = this.tails.get(userId)
     if (tail === undefined || afterVersion < tail.first - 1) return undefined
     const start = afterVersion + 1 - tail.first
-    const end = Math.min(tail.entries.length, start + limit)
-    const out = new Array<InboxEntry>(Math.max(0, end - start))
-    for (let i = start; i < end; i++) out[i - start] = copyOf(tail.entries[i])
-    return out
+    return tail.entries.slice(start, start + limit)
   }
 
   forget(userId: number): void {

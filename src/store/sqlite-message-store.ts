@@ -146,6 +146,7 @@ export class SqliteMessageStore implements MessageStore {
   private batchUntracked: number[] = []
   private readonly dataVersion
   private lastDataVersion: number
+  private otherWritersChecked = false
   private readonly pruneTx
   /** WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
   private readonly syncOffLoop: boolean
@@ -391,6 +392,17 @@ export class SqliteMessageStore implements MessageStore {
     this.batchUntracked = []
   }
 
+  /**
+   * Before reads: at most once per event-loop turn (the PRAGMA costs about as much as the
+   * read it guards; another process's commit may land at any instant anyway).
+   */
+  private noticeOtherWritersThisTurn(): void {
+    if (this.otherWritersChecked) return
+    this.otherWritersChecked = true
+    setImmediate(() => { this.otherWritersChecked = false })
+    this.noticeOtherWriters()
+  }
+
   /** Another connection committed since we last looked: heads and tails may be old. */
   private noticeOtherWriters(): void {
     const v = this.dataVersion.get() as number
@@ -471,11 +483,21 @@ export class SqliteMessageStore implements MessageStore {
     this.q.setCursor.run(w.deviceId, version)
     const from = Math.max(before, version - w.maxReceiptEntries)
     const versions: Array<{ userId: number; version: number }> = []
-    for (const [msgId, sender] of this.q.heldFromOthers.all(w.userId, from, version, w.userId) as Array<[number, number]>) {
+    for (const [msgId, sender] of this.heldFromOthers(w.userId, from, version)) {
       const v = this.addReceipt(msgId, sender, STATUS_CODE.delivered, w.userId, w.nowMs)
       if (v !== 0) versions.push({ userId: sender, version: v })
     }
     return { kind: 'fin', previousCursor: before, cursor: version, versions }
+  }
+
+  /** [msgId, sender] of the messages from others in versions (after, upTo] of the user's inbox, oldest first. */
+  private heldFromOthers(userId: number, after: number, upTo: number): Array<[number, number]> {
+    // The tails hold durable entries only: usable when they reach upTo (not when this batch wrote there).
+    const cached = (this.tails.head(userId) ?? 0) >= upTo ? this.tails.readShared(userId, after, upTo - after) : undefined
+    if (cached === undefined) return this.q.heldFromOthers.all(userId, after, upTo, userId) as Array<[number, number]>
+    const out: Array<[number, number]> = []
+    for (const e of cached) if (e.kind === 'message' && e.fromUserId !== userId) out.push([e.msgId, e.fromUserId])
+    return out
   }
 
   private writeGroupEvent(w: GroupEventWrite, inboxIds: number[]): InboxWriteResult {
@@ -508,7 +530,7 @@ export class SqliteMessageStore implements MessageStore {
     this.open()
     const held = this.notYetDurable.get(userId)
     if (held !== undefined) return held - 1
-    this.noticeOtherWriters()
+    this.noticeOtherWritersThisTurn()
     return this.tails.head(userId) ?? (this.q.head.get(userId) as number | undefined) ?? 0
   }
 
@@ -517,7 +539,7 @@ export class SqliteMessageStore implements MessageStore {
     if (!Number.isSafeInteger(args.afterVersion)) throw invalid(`afterVersion ${String(args.afterVersion)}`)
     if (!isCount(args.limit)) throw invalid(`limit ${String(args.limit)}`)
     if (args.limit === 0) return []
-    this.noticeOtherWriters()
+    this.noticeOtherWritersThisTurn()
     // Holds durable entries only, so nothing to hold back.
     const cached = this.tails.read(args.userId, args.afterVersion, args.limit)
     if (cached !== undefined) return cached
