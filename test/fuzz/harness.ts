@@ -91,7 +91,7 @@ export interface FuzzReport {
  * Endpoint counters of which exactly one moves for a datagram the endpoint settles itself:
  * every `dropped*` counter plus these replies/outcomes (whichever the endpoint has).
  */
-const ENDPOINT_REPLY_OUTCOMES = ['versionNegotiationsSent', 'sessionsAccepted', 'retriesSent', 'statelessResetsSent']
+const ENDPOINT_REPLY_OUTCOMES = ['versionNegotiationsSent', 'sessionsAccepted', 'retriesSent', 'statelessResetsSent', 'refusedInitials']
 /** Per packet of a datagram routed to a session, one of: packetsReceived or a `dropped*` counter. */
 export const SESSION_OUTCOMES: string[] = Object.keys(newSessionStats()).filter((k) => k === 'packetsReceived' || k.startsWith('dropped'))
 
