@@ -11,12 +11,10 @@
  * (the WAL holding the commit is on disk before anyone is told), while the server goes on
  * serving meanwhile. Until then the batch's inbox entries are held back from
  * readInbox / inboxHead, so no device can hold an entry a power cut could still undo.
- * Inbox versions come from `inbox_heads` (one counter per user, kept in memory during a
- * batch and written once per touched user at its end: sqlite-inbox-heads.ts), so they are
- * strictly increasing and never reused, even after entries are pruned. The newest entries
- * of each written inbox are kept in memory once durable (inbox-tail-cache.ts), so a device
- * that keeps up syncs without a database read. Both caches are dropped when
- * `PRAGMA data_version` shows that another connection (the admin CLI) committed.
+ * Inbox versions come from `inbox_heads` (one counter per user), so they are strictly
+ * increasing and never reused, even after entries are pruned. Heads and the newest
+ * entries of each written inbox are also kept in memory (sqlite-inbox-memory.ts): a batch
+ * writes each touched head once, and a device that keeps up syncs without a read.
  *
  * Retention (pruneInboxes) deletes inbox rows, then every message whose last 'message'
  * inbox row went with them (its receipts follow by ON DELETE CASCADE). Message ids are
@@ -25,7 +23,7 @@
  */
 import { closeSync, fdatasync, openSync } from 'node:fs'
 import { promisify } from 'node:util'
-import type { GroupEventKind, InboxEntry, Peer, ReceiptStatus } from '../protocol/chat-types.js'
+import type { InboxEntry } from '../protocol/chat-types.js'
 import { checkGroupName, checkInboxWrite, orderVersionsLike, uniqueUserIds } from './group-commit.js'
 import {
   MessageStoreError,
@@ -37,46 +35,24 @@ import {
   type StoredMessage,
 } from './message-store.js'
 import { CommitDurability } from './sqlite-durability.js'
-import { InboxHeads } from './sqlite-inbox-heads.js'
-import { InboxTailCache } from './inbox-tail-cache.js'
+import { InboxMemory } from './sqlite-inbox-memory.js'
 import { ACCOUNT_MIGRATIONS, SqliteAccountStore, schemaVersion, type SqliteDatabase } from './sqlite-account-store.js'
+import {
+  EVENT_CODE,
+  type GroupRow,
+  type InboxRow,
+  KIND_MESSAGE,
+  type MessageRow,
+  STATUS_BY_CODE,
+  STATUS_CODE,
+  TO_GROUP,
+  TO_USER,
+  toEntry,
+  toGroup,
+  toPeer,
+  toStored,
+} from './sqlite-message-rows.js'
 import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from './sqlite-message-schema.js'
-
-const KIND_MESSAGE = 1
-const KIND_RECEIPT = 2
-const KIND_GROUP = 3
-const TO_USER = 1
-const TO_GROUP = 2
-
-const STATUS_CODE: Record<ReceiptStatus, number> = { delivered: 1, read: 2 }
-const STATUS_BY_CODE: Record<number, ReceiptStatus> = { 1: 'delivered', 2: 'read' }
-const EVENT_CODE: Record<GroupEventKind, number> = { created: 1, joined: 2, left: 3, renamed: 4 }
-const EVENT_BY_CODE: Record<number, GroupEventKind> = { 1: 'created', 2: 'joined', 3: 'left', 4: 'renamed' }
-
-interface GroupRow { group_id: number; name: string; created_by_user_id: number; created_at_ms: number }
-interface MessageRow { msg_id: number; sender_user_id: number; sender_device_id: number; to_kind: number; to_id: number; sent_at_ms: number }
-/**
- * One row of readInbox, as an array (better-sqlite3 `raw()`: no object per row):
- * inbox columns, then for kind 1 the message's (LEFT JOIN).
- */
-type InboxRow = [
-  version: number,
-  kind: number,
-  msgId: number | null,
-  groupId: number | null,
-  code: number | null,
-  actorUserId: number | null,
-  subjectUserId: number | null,
-  name: string | null,
-  createdAtMs: number,
-  senderUserId: number | null,
-  senderDeviceId: number | null,
-  clientMsgId: Buffer | null,
-  toKind: number | null,
-  toId: number | null,
-  body: string | null,
-  sentAtMs: number | null,
-]
 
 const isId = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
@@ -87,40 +63,6 @@ const isForeignKey = (err: unknown): boolean =>
   typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
 
 const bytes = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
-const toPeer = (kind: number, id: number): Peer => (kind === TO_USER ? { kind: 'user', userId: id } : { kind: 'group', groupId: id })
-const toGroup = (r: GroupRow): GroupRecord => ({ groupId: r.group_id, name: r.name, createdByUserId: r.created_by_user_id, createdAtMs: r.created_at_ms })
-const toStored = (r: MessageRow): StoredMessage => ({
-  msgId: r.msg_id,
-  senderUserId: r.sender_user_id,
-  senderDeviceId: r.sender_device_id,
-  to: toPeer(r.to_kind, r.to_id),
-  sentAtMs: r.sent_at_ms,
-})
-
-const toEntry = (r: InboxRow): InboxEntry => {
-  switch (r[1]) {
-    case KIND_MESSAGE:
-      return {
-        kind: 'message',
-        version: r[0],
-        msgId: r[2]!,
-        fromUserId: r[9]!,
-        fromDeviceId: r[10]!,
-        to: toPeer(r[12]!, r[13]!),
-        sentAtMs: r[15]!,
-        clientMsgId: new Uint8Array(r[11]!),
-        body: r[14]!,
-      }
-    case KIND_RECEIPT:
-      return { kind: 'receipt', version: r[0], msgId: r[2]!, status: STATUS_BY_CODE[r[4]!], byUserId: r[5]!, atMs: r[8] }
-    case KIND_GROUP:
-      return { kind: 'group', version: r[0], groupId: r[3]!, event: EVENT_BY_CODE[r[4]!], actorUserId: r[5]!, subjectUserId: r[6]!, name: r[7]!, atMs: r[8] }
-    default:
-      // The table's CHECK constraint admits only the three kinds.
-      throw new Error(`inbox row of unknown kind ${r[1]}`)
-  }
-}
-
 type MessageWrite = Extract<InboxWrite, { kind: 'message' }>
 type ReceiptWrite = Extract<InboxWrite, { kind: 'receipt' }>
 type GroupEventWrite = Extract<InboxWrite, { kind: 'group_event' }>
@@ -139,14 +81,7 @@ export class SqliteMessageStore implements MessageStore {
   private closed = false
   private readonly q
   private readonly batchTx
-  private readonly heads: InboxHeads
-  private readonly tails = new InboxTailCache()
-  /** Entries the batch under way inserted (appended to `tails` once durable); users whose tail it could not extend. */
-  private batchEntries: Array<{ userId: number; entry: InboxEntry }> = []
-  private batchUntracked: number[] = []
-  private readonly dataVersion
-  private lastDataVersion: number
-  private otherWritersChecked = false
+  private readonly memory: InboxMemory
   private readonly pruneTx
   /** WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
   private readonly syncOffLoop: boolean
@@ -224,10 +159,7 @@ export class SqliteMessageStore implements MessageStore {
       deleteOrphan: db.prepare('DELETE FROM messages WHERE msg_id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE kind = 1 AND msg_id = ?)'),
     }
     this.batchTx = db.transaction((writes: InboxWrite[], inboxIds: number[][]): InboxWriteResult[] => {
-      this.noticeOtherWriters()
-      this.heads.beginBatch()
-      this.batchEntries = []
-      this.batchUntracked = []
+      this.memory.beginBatch()
       const results = new Array<InboxWriteResult>(writes.length)
       for (let i = 0; i < writes.length; i++) {
         const w = writes[i]
@@ -236,12 +168,10 @@ export class SqliteMessageStore implements MessageStore {
         else if (w.kind === 'fin') results[i] = this.writeFin(w)
         else results[i] = this.writeGroupEvent(w, inboxIds[i])
       }
-      this.heads.writePending()
+      this.memory.endBatch()
       return results
     })
-    this.heads = new InboxHeads(db)
-    this.dataVersion = db.prepare('PRAGMA data_version').pluck()
-    this.lastDataVersion = this.dataVersion.get() as number
+    this.memory = new InboxMemory(db)
     this.pruneTx = db.transaction((policy: RetentionPolicy): number => this.prune(policy))
     this.durability = new CommitDurability(db)
     this.syncOffLoop = this.durability.fullSync && db.name !== ':memory:' && db.pragma('journal_mode', { simple: true }) === 'wal'
@@ -358,7 +288,7 @@ export class SqliteMessageStore implements MessageStore {
     if (writes.length === 0) return []
     if (!this.syncOffLoop || this.db.inTransaction) {
       const results = this.runBatch(writes, inboxIds)
-      this.batchDurable(!this.db.inTransaction)
+      if (!this.db.inTransaction) this.memory.durable(true)
       return results
     }
     const results = this.durability.withoutOwnFsync(() => this.runBatch(writes, inboxIds))
@@ -376,56 +306,21 @@ export class SqliteMessageStore implements MessageStore {
       synced = true
     } finally {
       this.notYetDurable.clear()
-      this.batchDurable(synced)
+      this.memory.durable(synced)
     }
     return results
   }
 
-  /** The batch's entries are on disk (or, `durable` false, not known to be): extend the cached tails, or forget them. */
-  private batchDurable(durable: boolean): void {
-    for (const { userId, entry } of this.batchEntries) {
-      if (durable) this.tails.append(userId, entry)
-      else this.tails.forget(userId)
-    }
-    for (const userId of this.batchUntracked) this.tails.forget(userId)
-    this.batchEntries = []
-    this.batchUntracked = []
-  }
-
-  /**
-   * Before reads: at most once per event-loop turn (the PRAGMA costs about as much as the
-   * read it guards; another process's commit may land at any instant anyway).
-   */
-  private noticeOtherWritersThisTurn(): void {
-    if (this.otherWritersChecked) return
-    this.otherWritersChecked = true
-    setImmediate(() => { this.otherWritersChecked = false })
-    this.noticeOtherWriters()
-  }
-
-  /** Another connection committed since we last looked: heads and tails may be old. */
-  private noticeOtherWriters(): void {
-    const v = this.dataVersion.get() as number
-    if (v === this.lastDataVersion) return
-    this.lastDataVersion = v
-    this.heads.clear()
-    this.tails.clear()
-  }
-
-  /** The batch's transaction; the heads it assigned become the cached ones only if it committed. */
+  /** The batch's transaction, and the in-memory heads and entries following its outcome. */
   private runBatch(writes: InboxWrite[], inboxIds: number[][]): InboxWriteResult[] {
     let results: InboxWriteResult[]
     try {
       results = this.batchTx.immediate(writes, inboxIds)
     } catch (err) {
-      this.heads.rollback()
-      this.batchEntries = []
-      this.batchUntracked = []
+      this.memory.rolledBack()
       throw err
     }
-    // Nested in a caller's transaction, the commit is the caller's.
-    if (this.db.inTransaction) this.heads.forgetPending()
-    else this.heads.commit()
+    this.memory.committed(this.db.inTransaction)
     return results
   }
 
@@ -448,13 +343,11 @@ export class SqliteMessageStore implements MessageStore {
     const versions = new Array<{ userId: number; version: number }>(inboxIds.length)
     for (let j = 0; j < inboxIds.length; j++) {
       const userId = inboxIds[j]
-      const version = this.heads.next(userId)
+      const version = this.memory.nextVersion(userId)
       this.insertEntry(userId, () => this.q.insertMessageEntry.run(userId, version, msgId, w.nowMs))
       versions[j] = { userId, version }
-      this.batchEntries.push({
-        userId,
-        // As readInbox would return it (toEntry).
-        entry: { kind: 'message', version, msgId, fromUserId: w.senderUserId, fromDeviceId: w.senderDeviceId, to: toPeer(to[0], to[1]), sentAtMs: w.nowMs, clientMsgId: new Uint8Array(clientMsgId), body: w.body },
+      this.memory.added(userId, {
+        kind: 'message', version, msgId, fromUserId: w.senderUserId, fromDeviceId: w.senderDeviceId, to: toPeer(to[0], to[1]), sentAtMs: w.nowMs, clientMsgId: new Uint8Array(clientMsgId), body: w.body,
       })
     }
     return { kind: 'message', msgId, sentAtMs: w.nowMs, duplicate: false, versions }
@@ -470,34 +363,25 @@ export class SqliteMessageStore implements MessageStore {
   /** The receipt row and the sender's inbox entry; returns its version, 0 if the receipt existed. */
   private addReceipt(msgId: number, sender: number, status: number, byUserId: number, nowMs: number): number {
     if (this.q.insertReceipt.run(msgId, byUserId, status, nowMs).changes === 0) return 0
-    const version = this.heads.next(sender)
+    const version = this.memory.nextVersion(sender)
     this.insertEntry(sender, () => this.q.insertReceiptEntry.run(sender, version, msgId, status, byUserId, nowMs))
-    this.batchEntries.push({ userId: sender, entry: { kind: 'receipt', version, msgId, status: STATUS_BY_CODE[status], byUserId, atMs: nowMs } })
+    this.memory.added(sender, { kind: 'receipt', version, msgId, status: STATUS_BY_CODE[status], byUserId, atMs: nowMs })
     return version
   }
 
   private writeFin(w: FinWrite): InboxWriteResult {
-    const version = Math.min(w.version, this.heads.current(w.userId))
+    const version = Math.min(w.version, this.memory.currentVersion(w.userId))
     const before = (this.q.getCursor.get(w.deviceId) as number | undefined) ?? 0
     if (version <= before) return { kind: 'fin', previousCursor: before, cursor: before, versions: [] }
     this.q.setCursor.run(w.deviceId, version)
     const from = Math.max(before, version - w.maxReceiptEntries)
     const versions: Array<{ userId: number; version: number }> = []
-    for (const [msgId, sender] of this.heldFromOthers(w.userId, from, version)) {
+    const held = this.memory.messagesFromOthers(w.userId, from, version) ?? (this.q.heldFromOthers.all(w.userId, from, version, w.userId) as Array<[number, number]>)
+    for (const [msgId, sender] of held) {
       const v = this.addReceipt(msgId, sender, STATUS_CODE.delivered, w.userId, w.nowMs)
       if (v !== 0) versions.push({ userId: sender, version: v })
     }
     return { kind: 'fin', previousCursor: before, cursor: version, versions }
-  }
-
-  /** [msgId, sender] of the messages from others in versions (after, upTo] of the user's inbox, oldest first. */
-  private heldFromOthers(userId: number, after: number, upTo: number): Array<[number, number]> {
-    // The tails hold durable entries only: usable when they reach upTo (not when this batch wrote there).
-    const cached = (this.tails.head(userId) ?? 0) >= upTo ? this.tails.readShared(userId, after, upTo - after) : undefined
-    if (cached === undefined) return this.q.heldFromOthers.all(userId, after, upTo, userId) as Array<[number, number]>
-    const out: Array<[number, number]> = []
-    for (const e of cached) if (e.kind === 'message' && e.fromUserId !== userId) out.push([e.msgId, e.fromUserId])
-    return out
   }
 
   private writeGroupEvent(w: GroupEventWrite, inboxIds: number[]): InboxWriteResult {
@@ -506,9 +390,9 @@ export class SqliteMessageStore implements MessageStore {
     const versions = new Array<{ userId: number; version: number }>(inboxIds.length)
     for (let j = 0; j < inboxIds.length; j++) {
       const userId = inboxIds[j]
-      const version = this.heads.next(userId)
+      const version = this.memory.nextVersion(userId)
       this.insertEntry(userId, () => this.q.insertGroupEntry.run(userId, version, w.groupId, event, w.actorUserId, w.subjectUserId, w.name, w.nowMs))
-      this.batchUntracked.push(userId) // rare: read back from the table
+      this.memory.addedUntracked(userId) // rare: read back from the table
       versions[j] = { userId, version }
     }
     return { kind: 'group_event', versions }
@@ -530,8 +414,7 @@ export class SqliteMessageStore implements MessageStore {
     this.open()
     const held = this.notYetDurable.get(userId)
     if (held !== undefined) return held - 1
-    this.noticeOtherWritersThisTurn()
-    return this.tails.head(userId) ?? (this.q.head.get(userId) as number | undefined) ?? 0
+    return this.memory.head(userId) ?? (this.q.head.get(userId) as number | undefined) ?? 0
   }
 
   async readInbox(args: { userId: number; afterVersion: number; limit: number }): Promise<InboxEntry[]> {
@@ -539,9 +422,8 @@ export class SqliteMessageStore implements MessageStore {
     if (!Number.isSafeInteger(args.afterVersion)) throw invalid(`afterVersion ${String(args.afterVersion)}`)
     if (!isCount(args.limit)) throw invalid(`limit ${String(args.limit)}`)
     if (args.limit === 0) return []
-    this.noticeOtherWritersThisTurn()
-    // Holds durable entries only, so nothing to hold back.
-    const cached = this.tails.read(args.userId, args.afterVersion, args.limit)
+    // Memory holds durable entries only, so nothing to hold back.
+    const cached = this.memory.read(args.userId, args.afterVersion, args.limit)
     if (cached !== undefined) return cached
     const rows = this.q.readInbox.all(args.userId, args.afterVersion, args.limit) as InboxRow[]
     const held = this.notYetDurable.get(args.userId)
@@ -591,7 +473,7 @@ export class SqliteMessageStore implements MessageStore {
     if (policy.olderThanMs !== undefined && !isCount(policy.olderThanMs)) throw invalid(`olderThanMs ${String(policy.olderThanMs)}`)
     if (policy.keepLastPerUser !== undefined && !isCount(policy.keepLastPerUser)) throw invalid(`keepLastPerUser ${String(policy.keepLastPerUser)}`)
     if (policy.olderThanMs === undefined && policy.keepLastPerUser === undefined) return 0
-    this.tails.clear() // pruned entries must not be served from memory
+    this.memory.pruned()
     return this.pruneTx.immediate(policy)
   }
 
