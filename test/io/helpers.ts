@@ -1,4 +1,6 @@
+import { randomInt } from 'node:crypto'
 import { createSocket } from 'node:dgram'
+import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
 import type { EndpointEvent } from '../../src/core/endpoint.js'
 import type { UdpAddress } from '../../src/io/address.js'
@@ -51,13 +53,46 @@ export const endpointEvent = (
   })
 
 /** A port on which nothing listens (bound, read, released). */
-export const unusedPort = async (host: string): Promise<number> => {
+/** The kernel's range for port-0 binds (Linux), or the usual default. */
+const ephemeralPortStart = (): number => {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    if (Number.isInteger(low) && low > 2048) return low
+  } catch {
+    // not Linux: assume the common default
+  }
+  return 32768
+}
+
+const bindsOn = async (host: string, port: number): Promise<number | undefined> => {
   const s = createSocket(host.includes(':') ? 'udp6' : 'udp4')
-  s.bind(0, host)
-  await once(s, 'listening')
-  const port = s.address().port
-  s.close()
-  await once(s, 'close')
+  try {
+    s.bind(port, host)
+    await Promise.race([once(s, 'listening'), once(s, 'error').then(([err]) => Promise.reject(err))])
+  } catch {
+    s.close()
+    return undefined
+  }
+  const bound = s.address().port
+  await new Promise<void>((resolve) => s.close(resolve)) // released before anyone binds it
+  return bound
+}
+
+/**
+ * A UDP port free right now, chosen BELOW the kernel's ephemeral range: no port-0 bind
+ * (a client's socket, another test's) can be handed it later, so a server may be killed
+ * and restarted on it (the crash test did fail with EADDRINUSE when a new client socket got
+ * the dead server's ephemeral port).
+ */
+export const unusedPort = async (host: string): Promise<number> => {
+  const high = ephemeralPortStart()
+  const low = Math.min(20_000, high - 1024)
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await bindsOn(host, randomInt(low, high))
+    if (port !== undefined) return port
+  }
+  const port = await bindsOn(host, 0)
+  if (port === undefined) throw new Error(`no free UDP port on ${host}`)
   return port
 }
 
