@@ -3,7 +3,8 @@ import { RangeSet } from '../range-set.js'
 /**
  * Receiver side of acknowledgements: which packet numbers arrived, and when an ACK
  * is due. Policy (RFC 9000 §13.2 flavoured for chat): acknowledge at once when a
- * packet arrives out of order or when two ack-eliciting packets are unacknowledged,
+ * packet arrives out of order, when two ack-eliciting packets are unacknowledged or
+ * when a packet carries nothing ack-eliciting but PING (keepalives and probes),
  * otherwise within maxAckDelayMs, and piggyback on any packet we send anyway.
  */
 export interface AckTrackerOptions {
@@ -13,6 +14,17 @@ export interface AckTrackerOptions {
   /** Ranges kept (and so reported) at most. */
   maxAckRanges: number
 }
+
+/** How soon a received packet must be acknowledged. */
+export const AckUrgency = {
+  /** Not ack-eliciting: reported with the next ACK we send anyway. */
+  none: 0,
+  /** Within maxAckDelayMs, or at once when out of order or over the threshold. */
+  delayed: 1,
+  /** At once (a packet whose only ack-eliciting frame is PING). */
+  immediate: 2,
+} as const
+export type AckUrgency = (typeof AckUrgency)[keyof typeof AckUrgency]
 
 export class AckTracker {
   readonly received = new RangeSet()
@@ -35,7 +47,7 @@ export class AckTracker {
     return this.received.has(packetNumber)
   }
 
-  onPacketReceived(nowMs: number, packetNumber: number, ackEliciting: boolean): void {
+  onPacketReceived(nowMs: number, packetNumber: number, urgency: AckUrgency): void {
     const outOfOrder = packetNumber !== this.largestReceived + 1 && this.largestReceived >= 0
     this.received.add(packetNumber)
     if (this.received.rangeCount > this.opts.maxAckRanges) this.received.truncateToNewest(this.opts.maxAckRanges)
@@ -45,10 +57,10 @@ export class AckTracker {
     }
     // Packets that carry only ACKs are never acknowledged on their own (no ACK ping-pong);
     // they are reported with the next ACK we send anyway.
-    if (!ackEliciting) return
+    if (urgency === AckUrgency.none) return
     this.ackPending = true
     this.ackElicitingSinceAck++
-    if (outOfOrder || this.ackElicitingSinceAck >= this.opts.ackElicitingThreshold) this.ackDeadlineMs = nowMs
+    if (urgency === AckUrgency.immediate || outOfOrder || this.ackElicitingSinceAck >= this.opts.ackElicitingThreshold) this.ackDeadlineMs = nowMs
     else if (this.ackDeadlineMs === Infinity) this.ackDeadlineMs = nowMs + this.opts.maxAckDelayMs
   }
 

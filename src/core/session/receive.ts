@@ -6,33 +6,35 @@ import { FrameType } from '../wire/frames/frame-type.js'
 import { decodeFrame } from '../wire/frames/index.js'
 import type { MessageFrame } from '../wire/frames/message.js'
 import type { Reader } from '../wire/reader.js'
+import { AckUrgency } from '../recovery/ack-tracker.js'
 import { onPathResponse, pathState } from './path.js'
 import { onCryptoHandshake } from './security.js'
 import { detectLosses, onRecordAcked } from './recovery.js'
 import type { Session } from './session.js'
 
 /**
- * Process every frame of one authenticated packet. Returns whether the packet was
- * ack-eliciting. Protocol violations throw ProtocolError / DecodeError; the session
+ * Process every frame of one authenticated packet. Returns how soon it must be
+ * acknowledged (not at all: it carried only ACK, PADDING or CLOSE). Protocol violations throw ProtocolError / DecodeError; the session
  * closes with their code. Every frame handler is idempotent, so a duplicated or
  * very late packet does no harm.
  */
-export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
+export const handleFrames = (s: Session, nowMs: number, r: Reader): AckUrgency => {
   let ackEliciting = false
+  let pinged = false
   while (r.remaining > 0) {
     const f = decodeFrame(r)
     switch (f.type) {
       case FrameType.PADDING:
         break
       case FrameType.PING:
-        ackEliciting = true
+        pinged = true
         break
       case FrameType.ACK:
         onAck(s, nowMs, f)
         break
       case FrameType.CLOSE:
         s.onPeerClose(nowMs, f.errorCode, f.reason)
-        return false
+        return AckUrgency.none
       case FrameType.MAX_DATA:
         ackEliciting = true
         s.sessionSendCredit.update(f.maximum)
@@ -87,10 +89,19 @@ export const handleFrames = (s: Session, nowMs: number, r: Reader): boolean => {
         ackEliciting = true
         break
     }
-    if (s.state !== 'connecting' && s.state !== 'established') return ackEliciting
+    if (s.state !== 'connecting' && s.state !== 'established') return urgency(ackEliciting, pinged)
   }
-  return ackEliciting
+  return urgency(ackEliciting, pinged)
 }
+
+/**
+ * A packet whose only ack-eliciting frame is PING (a keepalive or a probe) exists to get
+ * an ACK back: acknowledge it at once rather than after maxAckDelayMs, since nothing of
+ * ours is likely to go out in between for the ACK to ride on. An idle server answers
+ * its keepalives in the same turn, without arming a timer for each.
+ */
+const urgency = (ackEliciting: boolean, pinged: boolean): AckUrgency =>
+  ackEliciting ? AckUrgency.delayed : pinged ? AckUrgency.immediate : AckUrgency.none
 
 const checkStreamId = (s: Session, streamId: number): void => {
   if (!isValidStreamKind(streamId)) throw new ProtocolError(ErrorCode.PROTOCOL_VIOLATION, `stream ${streamId} has the reserved kind 3`)

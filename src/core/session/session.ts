@@ -6,7 +6,7 @@ import { ErrorCode, PigeonError, UsageError, errorCodeName } from '../errors.js'
 import { packBooleanFields } from '../packed-flags.js'
 import { RecvCredit, SendCredit } from '../flow-control.js'
 import { type PacketProtection, awaitingKeysProtection, checksumProtection, nullProtection } from '../protection.js'
-import { AckTracker } from '../recovery/ack-tracker.js'
+import { AckTracker, AckUrgency } from '../recovery/ack-tracker.js'
 import { RttEstimator } from '../recovery/rtt.js'
 import { SentPacketTracker } from '../recovery/sent-packets.js'
 import type { Rng } from '../rng.js'
@@ -402,9 +402,9 @@ export class Session {
   // ---------------------------------------------------------------- internals
 
   onPacket(nowMs: number, packetNumber: number, payload: Uint8Array, isShort: boolean, datagramBytes: number): void {
-    let ackEliciting: boolean
+    let urgency: AckUrgency
     try {
-      ackEliciting = handleFrames(this, nowMs, new Reader(payload))
+      urgency = handleFrames(this, nowMs, new Reader(payload))
     } catch (err) {
       if (err instanceof PigeonError) {
         this.stats.droppedProtocolViolation++
@@ -416,14 +416,14 @@ export class Session {
     this.stats.packetsReceived++
     this.lastReceivedMs = nowMs
     this.lastPacketWasNewest = packetNumber > this.ackTracker.largestReceived
-    this.ackTracker.onPacketReceived(nowMs, packetNumber, ackEliciting)
+    this.ackTracker.onPacketReceived(nowMs, packetNumber, urgency)
     // A short-header packet proves the client got our handshake reply at this address.
     if (isShort && this.role === 'server') {
       this.addressValidated = true
       if (this.state === 'connecting') this.onEstablished(nowMs)
     }
     if (this.trace !== undefined) {
-      this.emitTrace(nowMs, TraceName.packetReceived, { packet_number: packetNumber, size: datagramBytes, ack_eliciting: ackEliciting })
+      this.emitTrace(nowMs, TraceName.packetReceived, { packet_number: packetNumber, size: datagramBytes, ack_eliciting: urgency !== AckUrgency.none })
     }
   }
 
