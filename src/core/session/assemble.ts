@@ -232,6 +232,8 @@ export const buildPacket = (s: Session, nowMs: number): Uint8Array | undefined =
     if (s.probesPending > 0) {
       s.probesPending--
       s.stats.probesSent++
+      // Before the server holds any state a bare PING is useless: every probe repeats the HELLO.
+      if (s.probesPending > 0 && s.role === 'client' && s.state === 'connecting' && !s.helloAcked) s.helloPending = true
     }
   }
   s.stats.packetsSent++
