@@ -30,8 +30,9 @@
  *   measure window, into bench/out/profiles; summarise with bench/chat-profile.ts)
  *   PIGEON_BENCH_CHAT_SYNCHRONOUS=NORMAL (NOT durable: shows what the per-commit fsync costs)
  *   PIGEON_BENCH_CHAT_OPEN_LOOP=0 (closed-loop windows only: no latency target measured)
+ *   PIGEON_BENCH_CHAT_OPEN_RATES=2000,4000 (extra open-loop phases at these offered rates, msg/s)
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -257,6 +258,8 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
       }, prof(`open-${offered}`))
       phases.push({ kind: 'open', label, offeredPerSecond: offered, ...r })
     }
+    const fixedRates = env('PIGEON_BENCH_CHAT_OPEN_RATES')
+    if (fixedRates !== undefined) for (const rate of fixedRates.split(',').map(Number)) await openLoop(`chat open loop, ${rate}/s`, rate)
     if (env('PIGEON_BENCH_CHAT_OPEN_LOOP') !== '0') await openLoop('chat open loop, 70 % of peak', Math.max(1, Math.round(rateOf(peakPhase) * 0.7)))
     // Informational: the peak comes from the largest window, where one SYNC / FIN covers
     // several messages; paced traffic spread over all pairs gets less of that batching.
@@ -352,4 +355,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const report = await run({ quick: process.argv.includes('--quick') })
   console.table(report.table)
   console.log(JSON.stringify(report.targets, null, 2))
+  // Run alone (not through run.ts): keep the figures too.
+  mkdirSync(join(process.cwd(), 'bench', 'out'), { recursive: true })
+  writeFileSync(join(process.cwd(), 'bench', 'out', 'chat-throughput.json'), JSON.stringify(report.json, null, 2))
 }
