@@ -17,6 +17,7 @@ import { SessionTokens } from '../../src/server/accounts/tokens.js'
 import { type ChatServer, startChatServer } from '../../src/server/chat-server.js'
 import { MemoryAccountStore } from '../../src/store/memory-account-store.js'
 import { MemoryMessageStore } from '../../src/store/memory-message-store.js'
+import { waitFor, watch } from '../helpers/wait.js'
 
 const world = () => {
   const accounts = new MemoryAccountStore()
@@ -36,18 +37,6 @@ const world = () => {
   }
 }
 
-const waitFor = <T>(what: string, check: () => T | undefined, timeoutMs = 10_000): Promise<T> =>
-  new Promise((resolve, reject) => {
-    const until = Date.now() + timeoutMs
-    const poll = (): void => {
-      const v = check()
-      if (v !== undefined && v !== false) return resolve(v)
-      if (Date.now() > until) return reject(new Error(`timed out waiting for ${what}`))
-      setTimeout(poll, 10)
-    }
-    poll()
-  })
-
 t.test('register, message, receipts; a restart resumes with the stored token; a refused token falls back to the password', async (t) => {
   const w = world()
   const server = await w.start()
@@ -56,8 +45,8 @@ t.test('register, message, receipts; a restart resumes with the stored token; a 
   t.teardown(() => rmSync(stateDir, { recursive: true, force: true }))
   const base = { host: '127.0.0.1', port: server.port, deviceName: 'test', stateDir } satisfies Partial<ChatClientOptions>
 
-  const alice = await ChatClient.start({ ...base, username: 'alice', password: 'alice-password', register: true })
-  const bob = await ChatClient.start({ ...base, username: 'bob', password: 'bob-password', register: true })
+  const alice = watch(await ChatClient.start({ ...base, username: 'alice', password: 'alice-password', register: true }))
+  const bob = watch(await ChatClient.start({ ...base, username: 'bob', password: 'bob-password', register: true }))
   t.ok(alice.connected)
   const bobGot: MessageEntry[] = []
   bob.on('message', (e) => bobGot.push(e))
@@ -79,7 +68,7 @@ t.test('register, message, receipts; a restart resumes with the stored token; a 
   await bob.close()
 
   // Again, without a password: RESUME with the stored token; the cursor was kept.
-  const bob2 = await ChatClient.start({ ...base, username: 'bob' })
+  const bob2 = watch(await ChatClient.start({ ...base, username: 'bob' }))
   const resumed = await new Promise<boolean>((resolve) => {
     if (bob2.connected) resolve(true)
     bob2.once('connected', (i) => resolve(i.resumed))
@@ -94,7 +83,7 @@ t.test('register, message, receipts; a restart resumes with the stored token; a 
   s.saveToken(new Uint8Array(81).fill(7))
   s.close()
   await t.rejects(ChatClient.start({ ...base, username: 'bob' }), AuthError, 'no password to fall back to')
-  const bob3 = await ChatClient.start({ ...base, username: 'bob', password: async () => 'bob-password' })
+  const bob3 = watch(await ChatClient.start({ ...base, username: 'bob', password: async () => 'bob-password' }))
   t.ok(bob3.connected)
   await bob3.close()
   const s2 = FileClientState.open(dir)
@@ -110,8 +99,8 @@ t.test('a server restart is survived: the client reconnects, resumes, resends it
   t.teardown(() => w.stop())
   const port = server.port
   const opts = { host: '127.0.0.1', port, deviceName: 'test', reconnectDelayMs: 50, maxReconnectDelayMs: 200 }
-  const alice = await ChatClient.start({ ...opts, username: 'alice', password: 'alice-password', register: true })
-  const bob = await ChatClient.start({ ...opts, username: 'bob', password: 'bob-password', register: true })
+  const alice = watch(await ChatClient.start({ ...opts, username: 'alice', password: 'alice-password', register: true }))
+  const bob = watch(await ChatClient.start({ ...opts, username: 'bob', password: 'bob-password', register: true }))
   t.teardown(async () => {
     await alice.close()
     await bob.close()

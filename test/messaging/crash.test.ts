@@ -21,7 +21,7 @@ import type { MessageEntry, SentInfo } from '../../src/client/chat-core.js'
 import type { SessionConfig } from '../../src/core/session/config.js'
 import { DATABASE_FILE } from '../../src/store/sqlite-account-store.js'
 import { unusedPort } from '../io/helpers.js'
-import { ServerProcess, addUsersToDataDir, passwordOf, seededRandom, tempDir, waitFor } from './udp-helpers.js'
+import { ServerProcess, addUsersToDataDir, passwordOf, seededRandom, tempDir, waitFor, watch } from './udp-helpers.js'
 
 const SEED = process.env.PIGEON_CRASH_SEED !== undefined ? Number(process.env.PIGEON_CRASH_SEED) : randomInt(2 ** 31)
 const KILLS = 20
@@ -102,7 +102,7 @@ t.test(`the server is SIGKILLed ${KILLS} times while clients send: nothing ackno
     maxReconnectDelayMs: 300,
   })
 
-  const rx = await ChatClient.start(options(RECEIVER))
+  const rx = watch(await ChatClient.start(options(RECEIVER)))
   clients.push(rx)
   const received: MessageEntry[] = []
   rx.on('message', (e) => received.push(e))
@@ -114,7 +114,7 @@ t.test(`the server is SIGKILLed ${KILLS} times while clients send: nothing ackno
 
   const senders: Sender[] = []
   for (const name of SENDERS) {
-    const client = await ChatClient.start(options(name))
+    const client = watch(await ChatClient.start(options(name)))
     clients.push(client)
     const s: Sender = { name, client, next: 0, inFlight: 0, acked: new Map(), ackedBy: new Map(), failed: [], ackedDuring: [], connects: 0 }
     client.on('connected', () => s.connects++)

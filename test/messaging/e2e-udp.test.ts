@@ -18,6 +18,7 @@ import {
   type World,
   bodiesFrom,
   passwordOf,
+  pulse,
   range,
   rejection,
   startDevice,
@@ -25,6 +26,7 @@ import {
   syncedToHead,
   tempDir,
   waitFor,
+  watch,
 } from './udp-helpers.js'
 
 const TIMEOUT = { timeout: 60_000 }
@@ -247,7 +249,7 @@ t.test('a new device gets the whole history in the same order', TIMEOUT, async (
 
 /** A raw session logged in as `username`; collects the messaging messages it receives. */
 const rawSession = async (w: World, username: string, deviceName: string): Promise<{ client: PigeonClient; got: ChatMessage[] }> => {
-  const client = await PigeonClient.connect({ host: w.host, port: w.port, serverPublicKey: w.keyPair.publicKey, connectTimeoutMs: 5_000 })
+  const client = watch(await PigeonClient.connect({ host: w.host, port: w.port, serverPublicKey: w.keyPair.publicKey, connectTimeoutMs: 5_000 }))
   const got: ChatMessage[] = []
   client.on('message', (streamId, _seq, data) => {
     if (streamId === 0 && !isLoginMessage(data) && isChatMessage(data)) got.push(decodeChatMessage(data))
@@ -306,6 +308,7 @@ const dropSendOks = (w: World, drop: () => boolean): { dropped: () => number } =
   endpoint.send = ((session, streamId, data, opts) => {
     if (drop() && streamId === 0 && data[0] === 0x30) {
       dropped++
+      pulse()
       return 0
     }
     return original(session, streamId, data, opts)

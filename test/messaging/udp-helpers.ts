@@ -3,7 +3,7 @@
  * an in-process encrypted chat server on SQLite stores in a temporary data directory,
  * users created the way `npm run admin -- add-user` creates them (but with cheap scrypt
  * parameters), ChatClients that record what they receive, a chat server as a child
- * process (`npm start`'s entry), and waiting for conditions with a deadline.
+ * process (`npm start`'s entry), and waiting for conditions, event-driven, with a deadline.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -25,6 +25,10 @@ import type { AccountStore } from '../../src/store/account-store.js'
 import { SqliteAccountStore } from '../../src/store/sqlite-account-store.js'
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite-message-schema.js'
 import { type SqliteStores, openSqliteStores } from '../../src/store/sqlite-message-store.js'
+
+import { waitFor, watch } from '../helpers/wait.js'
+
+export { pulse, waitFor, watch } from '../helpers/wait.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -52,17 +56,6 @@ export const addUsersToDataDir = async (dataDir: string, usernames: string[]): P
 }
 
 export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix))
-
-/** Poll `check` (sync or async) until it returns something other than undefined/false, or fail after `timeoutMs`. */
-export const waitFor = async <T>(what: string | (() => string), check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> => {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 /** Settles (never rejects) with `p`'s error, or throws if it resolved. */
 export const rejection = async (p: Promise<unknown>): Promise<Error & { code?: string }> => {
@@ -102,6 +95,7 @@ export const startWorld = async (host = '127.0.0.1', extra: Partial<ChatServerOp
     // Every client of a test logs in from one address: lift the per-address login limit.
     const login = new LoginService({ store: stores.accounts, tokens, scryptParams: CHEAP_SCRYPT, perAddress: { capacity: 10_000, refillIntervalMs: 1, maxKeys: 1000 } })
     const server = await startChatServer({ host, port, login, accounts: stores.accounts, messages: stores.messages, security: { staticKeyPair: keyPair }, ...extra })
+    watch(server.endpoint)
     return { stores, login, server }
   }
   let current = await open(0)
@@ -165,7 +159,7 @@ export interface Device {
 }
 
 export const record = (client: ChatClient, deviceName: string): Device => {
-  const d: Device = { client, username: client.username, deviceName, messages: [], receipts: [], groups: [], sent: [], protocolErrors: [] }
+  const d: Device = { client: watch(client), username: client.username, deviceName, messages: [], receipts: [], groups: [], sent: [], protocolErrors: [] }
   client.on('message', (e) => d.messages.push(e))
   client.on('receipt', (e) => d.receipts.push(e))
   client.on('group', (e) => d.groups.push(e))
@@ -181,7 +175,7 @@ export const bodiesFrom = (d: Device, fromUserId: number): string[] => d.message
 
 export const range = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${i}`)
 
-/** Wait until the device holds its user's whole inbox as the store has it now (re-read on every poll). */
+/** Wait until the device holds its user's whole inbox as the store has it now (re-read on every check). */
 export const syncedToHead = (world: World, d: Device, timeoutMs = 15_000): Promise<number> =>
   waitFor(
     () => `${d.username}/${d.deviceName} to sync (cursor ${d.client.cursor})`,
