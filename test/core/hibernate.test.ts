@@ -55,6 +55,46 @@ t.test('an idle encrypted server session sheds its state and still works afterwa
   }
 })
 
+t.test('a hibernated server session answers a keepalive and goes straight back to sleep', async (t) => {
+  for (const seed of [5, 6]) {
+    // Server keepalives off (the server never sends them), the client's every 2 s.
+    const pair = new SimPair({
+      seed,
+      up: LINK,
+      down: LINK,
+      secure: { serverKeyPair },
+      sessionConfig: { hibernateAfterMs: 1000 },
+      clientSessionConfig: { keepAliveIntervalMs: 2000, keepAliveJitterFraction: 0 },
+    })
+    t.ok(pair.connect(), `seed ${seed}: connected`)
+    pair.clientSend(0, enc('RESUME'))
+    pair.net.runUntil({ untilMs: pair.net.nowMs + 1000, predicate: () => pair.atServer.length === 1 })
+    const server = pair.serverSession!
+    pair.net.runUntil({ untilMs: pair.net.nowMs + 1500, predicate: () => isHibernated(server) })
+    t.ok(isHibernated(server), `seed ${seed}: hibernated after the exchange`)
+    for (let k = 0; k < 3; k++) {
+      const received = server.stats.packetsReceived
+      const sent = server.stats.packetsSent
+      pair.net.runUntil({ untilMs: pair.net.nowMs + 3000, predicate: () => server.stats.packetsSent > sent })
+      t.equal(server.stats.packetsReceived, received + 1, `keepalive ${k}: one packet in`)
+      t.equal(server.stats.packetsSent, sent + 1, `keepalive ${k}: one ACK out, at once`)
+      t.ok(isHibernated(server), `keepalive ${k}: asleep again right after answering`)
+      t.same(server.debugSizes(), { sentPacketsTracked: 0, ackRanges: 0, recvPendingMessages: 0, liveSendMessages: 0, retransmitQueue: 0, events: 0, sendBufferBytes: 0 })
+      pair.net.runUntil({ untilMs: pair.net.nowMs + 100 })
+      t.equal(pair.clientSession.tracker.ackElicitingInFlight, 0, `keepalive ${k}: the client has its ACK`)
+    }
+    // Still a working session in both directions.
+    pair.clientSend(0, enc('more'))
+    server.send(pair.net.nowMs, 0, enc('push'))
+    pair.server.wake(server)
+    pair.net.nodeWake('server')
+    pair.net.runUntil({ untilMs: pair.net.nowMs + 2000, predicate: () => pair.atServer.length === 2 && pair.atClient.length === 1 })
+    t.same(pair.atServer.map((m) => dec(m.data)), ['RESUME', 'more'])
+    t.same(pair.atClient.map((m) => dec(m.data)), ['push'])
+    t.same(pair.eventsOf('server', 'closed'), [])
+  }
+})
+
 t.test('a lost handshake reply is still resent before the session may hibernate', async (t) => {
   const seed = 4
   const pair = new SimPair({ seed, up: LINK, down: { ...LINK, blocked: true }, secure: { serverKeyPair }, sessionConfig: { hibernateAfterMs: 100 } })

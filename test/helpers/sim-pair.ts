@@ -23,6 +23,8 @@ export interface PairOptions {
   /** server -> client impairment */
   down?: ImpairmentConfig
   sessionConfig?: Partial<SessionConfig>
+  /** Client-only settings on top of sessionConfig (keepalives are a client's business). */
+  clientSessionConfig?: Partial<SessionConfig>
   protection?: PacketProtection
   trace?: TraceSink
   /** Encrypt: the server's key pair, and the key the client pins (default: the right one). */
@@ -49,7 +51,8 @@ export class SimPair {
     const protection = (): PacketProtection => opts.protection ?? checksumProtection
     const security = opts.secure === undefined ? undefined : { staticKeyPair: opts.secure.serverKeyPair, keyUpdateAfterPackets: opts.secure.keyUpdateAfterPackets, keyUpdateAfterMs: opts.secure.keyUpdateAfterMs }
     this.server = new Endpoint<string>({ rng: this.net.rngFor('server'), server: true, sessionConfig: opts.sessionConfig, protection, trace: opts.trace, security, retry: opts.retry })
-    this.client = new Endpoint<string>({ rng: this.net.rngFor('client'), server: false, sessionConfig: opts.sessionConfig, protection, trace: opts.trace })
+    const clientConfig = opts.clientSessionConfig === undefined ? opts.sessionConfig : { ...opts.sessionConfig, ...opts.clientSessionConfig }
+    this.client = new Endpoint<string>({ rng: this.net.rngFor('client'), server: false, sessionConfig: clientConfig, protection, trace: opts.trace })
     this.net.addNode('server', new EndpointNode(this.server, (t, e) => this.onServerEvent(t, e)))
     this.net.addNode('client', new EndpointNode(this.client, (t, e) => this.onClientEvent(t, e)))
     if (opts.up) this.net.setLink('client', 'server', opts.up)
