@@ -307,6 +307,9 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
       deliveryP99Ms: round(m.p99Ms, 2),
       sendOkP99Ms: round(m.sendOkP99Ms, 2),
       serverCpuUsPerMsg: round((p.serverCpuSeconds * 1e6) / Math.max(1, m.completed), 1),
+      // Datagrams the server received / sent per message delivered (ACK-only ones included).
+      serverDgInPerMsg: round((p.serverDelta['io.datagramsReceived'] ?? 0) / Math.max(1, m.completed), 2),
+      serverDgOutPerMsg: round((p.serverDelta['io.datagramsSent'] ?? 0) / Math.max(1, m.completed), 2),
       serverCpuPct: round((p.serverCpuSeconds * 100 * 1000) / m.elapsedMs, 0),
       clientCpuPct: round((m.clientCpuMs * 100) / m.elapsedMs, 0),
       otherCpuPct: otherCpuPct(p, m),
