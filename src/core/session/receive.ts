@@ -14,9 +14,9 @@ import type { Session } from './session.js'
 
 /**
  * Process every frame of one authenticated packet. Returns how soon it must be
- * acknowledged (not at all: it carried only ACK, PADDING or CLOSE). Protocol violations throw ProtocolError / DecodeError; the session
- * closes with their code. Every frame handler is idempotent, so a duplicated or
- * very late packet does no harm.
+ * acknowledged (not at all: it carried only ACK, PADDING or CLOSE). Protocol
+ * violations throw ProtocolError / DecodeError; the session closes with their code.
+ * Every frame handler is idempotent, so a duplicated or very late packet does no harm.
  */
 export const handleFrames = (s: Session, nowMs: number, r: Reader): AckUrgency => {
   let ackEliciting = false

@@ -22,7 +22,7 @@ import { buildPacket } from './assemble.js'
 import { type SessionConfig, resolveSessionConfig } from './config.js'
 import { type SessionEvent, type SessionState, type SessionStats, newSessionStats } from './events.js'
 import { CLOSE_RESEND_INTERVAL_MS, handleDatagram } from './incoming.js'
-import { hibernate, hibernateDeadlineMs, isHibernated } from './idle.js'
+import { answerWhileHibernated, hibernate, hibernateDeadlineMs, isHibernated } from './idle.js'
 import { PathState, startPathValidation } from './path.js'
 import { internPeerParams } from './peer-params.js'
 import { handleFrames } from './receive.js'
@@ -359,14 +359,8 @@ export class Session {
   /** The next datagram to send, or undefined when there is nothing to send right now. */
   pollTransmit(nowMs: number): Uint8Array | undefined {
     if (this.state === 'closed' || this.state === 'draining') return undefined
-    const wasHibernated = this.state === 'established' && isHibernated(this)
-    const datagram = buildPacket(this, nowMs)
-    // A hibernated session that only answered (an ACK of a keepalive: nothing in flight,
-    // nothing owed) goes straight back to sleep rather than hibernateAfterMs later: no
-    // timer per keepalive, and nothing it built lives long enough to reach the heap's
-    // old generation, where 100,000 idle sessions made major GC the largest idle cost.
-    if (datagram !== undefined && wasHibernated) hibernate(this)
-    return datagram
+    if (!isHibernated(this)) return buildPacket(this, nowMs)
+    return answerWhileHibernated(this, buildPacket(this, nowMs))
   }
 
   /** Bytes we may still send before the peer's address is validated (Infinity once it is). */
