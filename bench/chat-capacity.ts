@@ -26,6 +26,7 @@
  * PIGEON_BENCH_CAPACITY_HOLD_MS the idle time, PIGEON_BENCH_CAPACITY_CONCURRENCY the
  * handshakes outstanding (all client processes together), PIGEON_BENCH_CAPACITY_PROBE_CONCURRENCY
  * the SYNCs outstanding during the liveness probe (default 200; it was 2,000);
+ * PIGEON_BENCH_SERVER_NODE_FLAGS node flags for the server child (space-separated);
  * PIGEON_BENCH_CHAT_PROFILE=1 writes CPU profiles of the server while establishing and
  * while idle into bench/out/profiles (see chat-profile.ts), PIGEON_BENCH_CAPACITY_SNAPSHOT=1
  * a heap snapshot after the idle hold (see chat-heap.ts; writing it stalls the server
@@ -36,7 +37,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ClientConnectArgs, ConnectResult } from './chat-client-child.js'
-import { Child, type ServerStats, createBenchUsers, cpuSeconds, round, sleep } from './chat-common.js'
+import { Child, serverNodeFlags, type ServerStats, createBenchUsers, cpuSeconds, round, sleep } from './chat-common.js'
 import type { ServerStartArgs } from './chat-server-child.js'
 import type { BenchReport } from './report.js'
 import { CLIENT_KEEPALIVE_MS } from '../src/io/client.js'
@@ -84,7 +85,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
   const users = await createBenchUsers(dataDir, sessionCount)
   const setupMs = performance.now() - setupStarted
   const profileDir = process.env.PIGEON_BENCH_CHAT_PROFILE === '1' ? join(process.cwd(), 'bench', 'out', 'profiles') : undefined
-  const server = new Child('chat-server-child', { label: 'chat-server' })
+  const server = new Child('chat-server-child', { label: 'chat-server', execArgv: serverNodeFlags() })
   const profiles: string[] = []
   const profiled = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     if (profileDir === undefined) return fn()

@@ -165,6 +165,9 @@ export interface BenchUser {
  * token secret, which the server child loads too. Users never log in with a password:
  * they all share one (real) scrypt hash so the rows look like the real thing.
  */
+/** Extra node flags for the chat server child (PIGEON_BENCH_SERVER_NODE_FLAGS, space-separated), to compare runtime settings. */
+export const serverNodeFlags = (): string[] => (process.env.PIGEON_BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
+
 export const createBenchUsers = async (dataDir: string, count: number, namePrefix = 'u'): Promise<BenchUser[]> => {
   const stores = openSqliteStores({ dataDir })
   const tokens = new SessionTokens({ store: stores.accounts, secret: loadOrCreateTokenSecret(dataDir) })

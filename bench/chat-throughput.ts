@@ -31,13 +31,14 @@
  *   PIGEON_BENCH_CHAT_SYNCHRONOUS=NORMAL (NOT durable: shows what the per-commit fsync costs)
  *   PIGEON_BENCH_CHAT_OPEN_LOOP=0 (closed-loop windows only: no latency target measured)
  *   PIGEON_BENCH_CHAT_OPEN_RATES=2000,4000 (extra open-loop phases at these offered rates, msg/s)
+ *   PIGEON_BENCH_SERVER_NODE_FLAGS='--max-semi-space-size=64' (node flags for the server child)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ClientConnectArgs, ConnectResult, LoopResult } from './chat-client-child.js'
-import { Child, type ServerStats, createBenchUsers, cpuSeconds, fsyncLatencyUs, machineCpu, round, sleep } from './chat-common.js'
+import { Child, serverNodeFlags, type ServerStats, createBenchUsers, cpuSeconds, fsyncLatencyUs, machineCpu, round, sleep } from './chat-common.js'
 import type { EchoRunArgs, EchoRunResult } from './chat-echo-child.js'
 import type { ServerStartArgs } from './chat-server-child.js'
 import { type BenchReport, percentile } from './report.js'
@@ -207,7 +208,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
   const setupStarted = performance.now()
   const users = await createBenchUsers(dataDir, sessionCount)
   const setupMs = performance.now() - setupStarted
-  const server = new Child('chat-server-child', { label: 'chat-server' })
+  const server = new Child('chat-server-child', { label: 'chat-server', execArgv: serverNodeFlags() })
   const clients: Child[] = []
   const phases: Phase[] = []
   const profiles: string[] = []
