@@ -67,7 +67,7 @@ t.test('exactly-once, in-order delivery or reported expiry on lossy networks', (
       fc.boolean(),
       (seed, up, down, fromClient, fromServer, encrypted) => {
         const pair = new SimPair({ seed, up, down, secure: encrypted ? { serverKeyPair } : undefined })
-        if (!pair.connect(120_000)) throw new Error(`seed ${seed}: no connection`)
+        if (!pair.connectRetrying(120_000)) throw new Error(`seed ${seed}: no connection`)
         const start = pair.net.nowMs
         const sent = { client: new Map<string, Uint8Array>(), server: new Map<string, Uint8Array>() }
         // Sends refused because the session had already ended (dead link at extreme loss).

@@ -4,6 +4,7 @@ import { checksumProtection, type PacketProtection } from '../../src/core/protec
 import type { SessionConfig } from '../../src/core/session/config.js'
 import type { SessionEvent } from '../../src/core/session/events.js'
 import type { Session } from '../../src/core/session/session.js'
+import type { ClientSecurity } from '../../src/core/session/secure-handshake.js'
 import type { TraceSink } from '../../src/core/trace.js'
 import { EndpointNode } from '../../src/sim/endpoint-node.js'
 import type { ImpairmentConfig } from '../../src/sim/models/index.js'
@@ -38,7 +39,8 @@ export class SimPair {
   readonly net: SimNetwork
   readonly client: Endpoint<string>
   readonly server: Endpoint<string>
-  readonly clientSession: Session
+  /** The client's current session (a new one after connectRetrying had to start over). */
+  clientSession: Session
   serverSession: Session | undefined
   readonly clientEvents: Array<{ atMs: number; event: SessionEvent }> = []
   readonly serverEvents: Array<{ atMs: number; event: SessionEvent }> = []
@@ -61,9 +63,12 @@ export class SimPair {
       opts.secure === undefined
         ? undefined
         : { serverStaticPublicKey: opts.secure.pinnedServerKey ?? opts.secure.serverKeyPair.publicKey, keyUpdateAfterPackets: opts.secure.keyUpdateAfterPackets, keyUpdateAfterMs: opts.secure.keyUpdateAfterMs }
+    this.pinned = pinned
     this.clientSession = this.client.connect(this.net.nowMs, 'server', undefined, pinned)
     this.net.nodeWake('client')
   }
+
+  private readonly pinned: ClientSecurity | undefined
 
   private onServerEvent(atMs: number, e: EndpointEvent<string>): void {
     if (e.event.type === 'accepted') {
@@ -95,7 +100,26 @@ export class SimPair {
 
   /** Run until the client is connected (or fail after limitMs of virtual time). */
   connect(limitMs = 60_000): boolean {
-    return this.net.runUntil({ untilMs: this.net.nowMs + limitMs, predicate: () => this.clientSession.isEstablished && this.serverSession?.isEstablished === true })
+    return this.net.runUntil({ untilMs: this.net.nowMs + limitMs, predicate: () => this.connected })
+  }
+
+  /**
+   * connect(), as the client library does it: an attempt that dies before its handshake
+   * completes (dead link: at extreme loss every HELLO of deadLinkTimeoutMs can be lost)
+   * is followed by a fresh session, until limitMs of virtual time.
+   */
+  connectRetrying(limitMs = 60_000): boolean {
+    const untilMs = this.net.nowMs + limitMs
+    while (this.net.runUntil({ untilMs, predicate: () => this.connected || !this.clientSession.isActive() })) {
+      if (this.connected) return true
+      this.clientSession = this.client.connect(this.net.nowMs, 'server', undefined, this.pinned)
+      this.net.nodeWake('client')
+    }
+    return false
+  }
+
+  private get connected(): boolean {
+    return this.clientSession.isEstablished && this.serverSession?.isEstablished === true
   }
 
   /** Queue a message from the client at the current virtual time. */
