@@ -32,6 +32,7 @@
  *   PIGEON_BENCH_CHAT_OPEN_LOOP=0 (closed-loop windows only: no latency target measured)
  *   PIGEON_BENCH_CHAT_OPEN_RATES=2000,4000 (extra open-loop phases at these offered rates, msg/s)
  *   PIGEON_BENCH_SERVER_NODE_FLAGS='--max-semi-space-size=64' (node flags for the server child)
+ *   PIGEON_BENCH_CHAT_COMMIT_WINDOW_MS=1 (the group commit window; default: the server's, 1 ms)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -222,6 +223,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
       handshakeLimit: { ratePerSecond: 100_000, burst: 100_000, maxAddresses: 100_000 },
       limits: { sendRatePerSecond: 1_000_000, sendBurst: 1_000_000 },
       synchronous,
+      commitWindowMs: env('PIGEON_BENCH_CHAT_COMMIT_WINDOW_MS') === undefined ? undefined : intEnv('PIGEON_BENCH_CHAT_COMMIT_WINDOW_MS', 1),
     }
     const { port, publicKeyHex } = await server.call<{ port: number; publicKeyHex: string }>('start', startArgs)
     // Whole pairs per client process.
