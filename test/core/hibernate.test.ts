@@ -77,7 +77,8 @@ t.test('a hibernated server session answers a keepalive and goes straight back t
       const sent = server.stats.packetsSent
       pair.net.runUntil({ untilMs: pair.net.nowMs + 3000, predicate: () => server.stats.packetsSent > sent })
       t.equal(server.stats.packetsReceived, received + 1, `keepalive ${k}: one packet in`)
-      t.equal(server.stats.packetsSent, sent + 1, `keepalive ${k}: one ACK out, at once`)
+      t.equal(server.stats.packetsSent, sent + 1, `keepalive ${k}: one ACK out`)
+      t.equal(server.lastSentMs, server.lastReceivedMs, `keepalive ${k}: answered at once, not after maxAckDelayMs`)
       t.ok(isHibernated(server), `keepalive ${k}: asleep again right after answering`)
       t.same(server.debugSizes(), { sentPacketsTracked: 0, ackRanges: 0, recvPendingMessages: 0, liveSendMessages: 0, retransmitQueue: 0, events: 0, sendBufferBytes: 0 })
       pair.net.runUntil({ untilMs: pair.net.nowMs + 100 })
