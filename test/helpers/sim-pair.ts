@@ -47,6 +47,8 @@ export class SimPair {
   /** Messages received by the server / client. */
   readonly atServer: Received[] = []
   readonly atClient: Received[] = []
+  /** What the client pins (for sessions connectRetrying opens). */
+  private readonly pinned: ClientSecurity | undefined
 
   constructor(opts: PairOptions) {
     this.net = new SimNetwork({ seed: opts.seed })
@@ -67,8 +69,6 @@ export class SimPair {
     this.clientSession = this.client.connect(this.net.nowMs, 'server', undefined, pinned)
     this.net.nodeWake('client')
   }
-
-  private readonly pinned: ClientSecurity | undefined
 
   private onServerEvent(atMs: number, e: EndpointEvent<string>): void {
     if (e.event.type === 'accepted') {

@@ -1,9 +1,10 @@
 /**
  * The crash test. The chat server runs as a child process (`npm start`'s entry) on a
  * fixed port and data directory and is killed with SIGKILL at seeded random moments
- * (150-600 ms after each start) while three ChatClients each send a numbered sequence
- * to a fourth, keeping several sends in flight; after each kill it is started again on
- * the same port and data directory. Resending is the client library's job.
+ * (after 0-1,200 SEND_OKs from each start: the moments are counted in traffic, not
+ * timed) while three ChatClients each send a numbered sequence to a fourth, keeping
+ * several sends in flight; after each kill it is started again on the same port and
+ * data directory. Resending is the client library's job.
  *
  * Afterwards the server keeps running until every sender's outbox is empty and the
  * receiver holds its whole inbox (as pigeon.db has it). Then: every message whose send()
@@ -25,12 +26,12 @@ import { ServerProcess, addUsersToDataDir, passwordOf, seededRandom, tempDir, wa
 
 const SEED = process.env.PIGEON_CRASH_SEED !== undefined ? Number(process.env.PIGEON_CRASH_SEED) : randomInt(2 ** 31)
 const KILLS = 20
-const KILL_AFTER_MS = { min: 150, max: 600 }
+/** Each server incarnation is killed after a seeded random number of SEND_OKs (0: once it listens). */
+const ACKS_BEFORE_KILL = { min: 0, max: 1200 }
 const SENDERS = ['s1', 's2', 's3']
 const RECEIVER = 'rx'
-/** Sends in flight per sender, and how often a sender tops up. */
+/** Sends in flight per sender (topped up as each settles). */
 const IN_FLIGHT = 8
-const PUMP_EVERY_MS = 10
 /** The clients notice a dead server within about a second and retry quickly. */
 const CLIENT_SESSION: Partial<SessionConfig> = { deadLinkTimeoutMs: 1_000, keepAliveIntervalMs: 300, initialRttMs: 50, maxPtoMs: 250 }
 
@@ -48,8 +49,6 @@ interface Sender {
   ackedDuring: number[]
   connects: number
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 const bodyOf = (sender: string, n: number): string => `${sender}:${n}`
 const parseBody = (body: string): { sender: string; n: number } => {
@@ -138,21 +137,27 @@ t.test(`the server is SIGKILLed ${KILLS} times while clients send: nothing ackno
         },
         (err: unknown) => s.failed.push({ n, error: `${(err as { code?: string }).code ?? ''} ${(err as Error).message} (sent during server ${during})` }),
       )
-      settled.push(p.finally(() => s.inFlight--))
+      settled.push(
+        p.finally(() => {
+          s.inFlight--
+          pump(s)
+        }),
+      )
     }
   }
-  const pumpTimer = setInterval(() => senders.forEach(pump), PUMP_EVERY_MS)
-  t.teardown(() => clearInterval(pumpTimer))
+  senders.forEach(pump)
 
   // Kill, restart, repeat.
   let kills = 0
   const uptimes: number[] = []
   /** When each server incarnation was killed. */
   const killedAt: number[] = []
+  const ackedDuring = (i: number): number => senders.reduce((sum, s) => sum + (s.ackedDuring[i] ?? 0), 0)
+  let upSinceMs = Date.now()
   for (let k = 0; k < KILLS; k++) {
-    const upForMs = KILL_AFTER_MS.min + Math.floor(random() * (KILL_AFTER_MS.max - KILL_AFTER_MS.min + 1))
-    uptimes.push(upForMs)
-    await sleep(upForMs) // the kill schedule itself, not a wait for the network
+    const acks = ACKS_BEFORE_KILL.min + Math.floor(random() * (ACKS_BEFORE_KILL.max - ACKS_BEFORE_KILL.min + 1))
+    await waitFor(() => `${acks} SEND_OKs from server ${incarnation} (${ackedDuring(incarnation)} so far)`, () => ackedDuring(incarnation) >= acks, 30_000)
+    uptimes.push(Date.now() - upSinceMs)
     killedAt.push(Date.now())
     const exit = await server.kill()
     if (exit.signal === 'SIGKILL') kills++
@@ -160,6 +165,7 @@ t.test(`the server is SIGKILLed ${KILLS} times while clients send: nothing ackno
     incarnation++
     server = new ServerProcess(args)
     const line = await server.started()
+    upSinceMs = Date.now()
     if (line.port !== port || line.publicKey !== listening.publicKey) t.fail(`restart ${incarnation} listens on ${line.port} with key ${line.publicKey}`)
   }
   const killPhaseMs = Date.now() - started
@@ -167,7 +173,6 @@ t.test(`the server is SIGKILLed ${KILLS} times while clients send: nothing ackno
 
   // Let the last server run: no new messages; every outbox drains, the receiver catches up.
   producing = false
-  clearInterval(pumpTimer)
   await waitFor(
     () => `every outbox to drain (${senders.map((s) => `${s.name}: ${s.client.outboxSize} waiting, connected ${s.client.connected}`).join('; ')})`,
     () => senders.every((s) => s.client.outboxSize === 0 && s.inFlight === 0),
@@ -195,7 +200,7 @@ t.test(`the server is SIGKILLed ${KILLS} times while clients send: nothing ackno
     `seed ${SEED}: ${kills} kills in ${killPhaseMs} ms (server up ${uptimes.join(', ')} ms); ${totalSent} messages sent, ` +
       `${ackedDuringKills} acknowledged during the kills, ${totalAcked} in all, ${storedBeforeAKill} of them stored by a server killed before it answered; ` +
       `receiver inbox head ${head}; logins/reconnects ${senders.map((s) => `${s.name} ${s.connects}`).join(', ')}, ${RECEIVER} ${rxConnects}; ` +
-      `SEND_OKs per server: ${Array.from({ length: incarnation + 1 }, (_, i) => senders.reduce((sum, s) => sum + (s.ackedDuring[i] ?? 0), 0)).join(' ')}`,
+      `SEND_OKs per server: ${Array.from({ length: incarnation + 1 }, (_, i) => ackedDuring(i)).join(' ')}`,
   )
   t.ok(kills >= KILLS, `the server was SIGKILLed ${kills} times (at least ${KILLS})`)
   t.ok(ackedDuringKills > 0, `messages were acknowledged while the server kept dying (${ackedDuringKills})`)
