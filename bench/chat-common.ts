@@ -166,7 +166,10 @@ export interface BenchUser {
  * they all share one (real) scrypt hash so the rows look like the real thing.
  */
 /** Extra node flags for the chat server child (PIGEON_BENCH_SERVER_NODE_FLAGS, space-separated), to compare runtime settings. */
-export const serverNodeFlags = (): string[] => (process.env.PIGEON_BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
+export const serverNodeFlags = (): string[] => nodeFlags('PIGEON_BENCH_SERVER_NODE_FLAGS')
+/** Extra node flags for the bench's client children (PIGEON_BENCH_CLIENT_NODE_FLAGS), e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`. */
+export const clientNodeFlags = (): string[] => nodeFlags('PIGEON_BENCH_CLIENT_NODE_FLAGS')
+const nodeFlags = (variable: string): string[] => (process.env[variable] ?? '').split(' ').filter((f) => f !== '')
 
 export const createBenchUsers = async (dataDir: string, count: number, namePrefix = 'u'): Promise<BenchUser[]> => {
   const stores = openSqliteStores({ dataDir })

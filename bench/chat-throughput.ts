@@ -32,6 +32,7 @@
  *   PIGEON_BENCH_CHAT_OPEN_LOOP=0 (closed-loop windows only: no latency target measured)
  *   PIGEON_BENCH_CHAT_OPEN_RATES=2000,4000 (extra open-loop phases at these offered rates, msg/s)
  *   PIGEON_BENCH_SERVER_NODE_FLAGS='--max-semi-space-size=64' (node flags for the server child)
+ *   PIGEON_BENCH_CLIENT_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/p' (node flags for the client children)
  *   PIGEON_BENCH_CHAT_COMMIT_WINDOW_MS=1 (the group commit window; default: the server's, 1 ms)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -39,7 +40,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ClientConnectArgs, ConnectResult, LoopResult } from './chat-client-child.js'
-import { Child, serverNodeFlags, type ServerStats, createBenchUsers, cpuSeconds, fsyncLatencyUs, machineCpu, round, sleep } from './chat-common.js'
+import { Child, clientNodeFlags, serverNodeFlags, type ServerStats, createBenchUsers, cpuSeconds, fsyncLatencyUs, machineCpu, round, sleep } from './chat-common.js'
 import type { EchoRunArgs, EchoRunResult } from './chat-echo-child.js'
 import type { ServerStartArgs } from './chat-server-child.js'
 import { type BenchReport, percentile } from './report.js'
@@ -228,7 +229,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
     const { port, publicKeyHex } = await server.call<{ port: number; publicKeyHex: string }>('start', startArgs)
     // Whole pairs per client process.
     const perProc = Math.ceil(sessionCount / 2 / clientProcs) * 2
-    for (let i = 0; i < clientProcs; i++) clients.push(new Child('chat-client-child', { label: `chat-clients-${i}` }))
+    for (let i = 0; i < clientProcs; i++) clients.push(new Child('chat-client-child', { label: `chat-clients-${i}`, execArgv: clientNodeFlags() }))
     connect = await Promise.all(
       clients.map((c, i) =>
         c.call<ConnectResult>('connect', {

@@ -2,10 +2,11 @@
  * `npm run chat -- --user alice` (or `pigeon chat --user alice`): a terminal chat
  * client. Lines are read with readline; piped input works too (the client then sends
  * every line, waits until the server has stored the messages and exits).
- * Exit 0 on a normal exit, 1 when the server is unreachable, the login fails or messages
- * are left unsent at the end of piped input, 2 on bad arguments.
+ * Exit 0 on a normal exit, 1 when the server is unreachable, the login fails (also a
+ * later one: logged out), or with piped input when a line was not carried out (unknown
+ * user, group or command, a failed request), a message was refused by the server or is
+ * left unsent at the end, 2 on bad arguments.
  */
-import { readHiddenLine } from '../io/hidden-input.js'
 import { existsSync, readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
@@ -17,7 +18,9 @@ import { parseKeyHex } from '../io/server-key.js'
 import { ChatClient } from './chat-client.js'
 import { ChatUi, COMMANDS_HELP } from './chat-ui.js'
 import { FileClientState } from './client-state.js'
+import { safeName, safeOutput } from './display.js'
 import { ChatHistory } from './history.js'
+import { terminalPassword } from './terminal-password.js'
 
 const HELP = `Usage: npm run chat -- --user NAME [options]   (or: pigeon chat --user NAME ...)
 
@@ -144,15 +147,29 @@ export const runChatCli = async (argv: string[]): Promise<number> => {
     process.stderr.write(`pigeon chat: skipped ${state.corruptLines + history.corruptLines} unreadable line(s) in ${dir}\n`)
   }
 
-  let rl: Interface | undefined
+  let input: Interface | undefined
+  /** While the password is asked for again, output waits here. */
+  let held: string[] | undefined
   const envPassword = process.env.PIGEON_PASSWORD
   const password =
-    envPassword !== undefined
-      ? envPassword
-      : async (): Promise<string> => {
-          if (rl !== undefined || process.stdin.isTTY !== true) throw new Error('set PIGEON_PASSWORD or run on a terminal')
-          return readHiddenLine(`password for ${s.user}: `, process)
+    envPassword ??
+    terminalPassword({
+      prompt: `password for ${s.user}: `,
+      io: process,
+      readline: () => input,
+      terminal: tty,
+      onAsk: (asking) => {
+        if (asking) {
+          held = []
+          process.stdout.write('\r\x1b[K') // the prompt line gives way to the password prompt
+          return
         }
+        const lines = held ?? []
+        held = undefined
+        for (const line of lines) print(line)
+        if (lines.length === 0) showPrompt()
+      },
+    })
 
   let client: ChatClient
   try {
@@ -169,21 +186,39 @@ export const runChatCli = async (argv: string[]): Promise<number> => {
       retryRateLimited: true,
     })
   } catch (err) {
-    process.stderr.write(`pigeon chat: cannot connect as ${s.user} to ${s.host}:${s.port}: ${(err as Error).message}\n`)
+    process.stderr.write(`pigeon chat: cannot connect as ${s.user} to ${s.host}:${s.port}: ${safeName((err as Error).message)}\n`)
     state.close()
+    history.close()
     return 1
   }
+  // Refused messages have left the outbox: count them for the exit code ("not sent" is printed).
+  let refused = 0
+  client.on('send_failed', () => refused++)
 
-  let input: Interface | undefined
   let quitting = false
-  const print = (line: string): void => {
-    if (tty && input !== undefined) {
-      process.stdout.write(`\r\x1b[K${line}\n`)
-      if (!quitting) input.prompt(true)
-    } else process.stdout.write(`${line}\n`)
+  /** On a terminal: the cursor is after the prompt (and maybe typed text), not at a line start. */
+  let atPrompt = false
+  const showPrompt = (): void => {
+    if (!tty || input === undefined || quitting || held !== undefined) return
+    input.prompt(true)
+    atPrompt = true
   }
-  let requestQuit: () => void = () => {}
-  const quitRequested = new Promise<void>((resolve) => (requestQuit = resolve))
+  // The UI made network text safe; safeOutput is the last line of defence for the terminal.
+  function print(line: string): void {
+    if (held !== undefined) held.push(line)
+    else if (tty && input !== undefined) {
+      process.stdout.write(`\r\x1b[K${safeOutput(line)}\n`)
+      atPrompt = false
+      showPrompt()
+    } else process.stdout.write(`${safeOutput(line)}\n`)
+  }
+  let resolveQuit: () => void = () => {}
+  const quitRequested = new Promise<void>((resolve) => (resolveQuit = resolve))
+  // From now on no prompt is shown and no further typed line is carried out.
+  const requestQuit = (): void => {
+    quitting = true
+    resolveQuit()
+  }
   const ui = new ChatUi({
     client,
     history,
@@ -191,7 +226,11 @@ export const runChatCli = async (argv: string[]): Promise<number> => {
     onPromptChange: (prompt) => input?.setPrompt(prompt),
     onQuit: () => requestQuit(),
   })
-  client.on('auth_failed', () => requestQuit())
+  let authFailure: string | undefined
+  client.on('auth_failed', (err) => {
+    authFailure = err.message
+    requestQuit()
+  })
   // Catch up first (quietly: the banner sums it up), so the first commands see the inbox.
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 5_000)
@@ -201,42 +240,63 @@ export const runChatCli = async (argv: string[]): Promise<number> => {
     })
   })
   ui.caughtUp()
-  input = rl = createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty, historySize: tty ? 100 : 0 })
+  const lineInput = (input = createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty, historySize: tty ? 100 : 0 }))
   ui.banner()
   input.setPrompt(ui.prompt)
-  if (tty) input.prompt()
+  showPrompt()
 
-  const lineInput = input
+  // Piped input: nobody reads the "!" to type the line again, so it fails the run.
+  const piped = !tty
+  let failedLines = 0
   let lines: Promise<void> = Promise.resolve()
   lineInput.on('line', (line) => {
+    atPrompt = false // readline echoed the newline
     lines = lines.then(async () => {
       if (quitting) return
-      await ui.handleLine(line)
-      if (tty && !quitting) lineInput.prompt()
+      if (!(await ui.handleLine(line))) failedLines++
+      showPrompt()
     })
   })
   const eof = new Promise<void>((resolve) => lineInput.once('close', resolve))
-  lineInput.on('SIGINT', () => requestQuit())
-  const onSigint = (): void => requestQuit()
+  const onSigint = (): void => {
+    // Leave what was typed visible, marked as abandoned, and the cursor on a fresh line.
+    if (tty && atPrompt) {
+      lineInput.write(null, { ctrl: true, name: 'e' }) // to the end of the typed text
+      process.stdout.write('^C\n')
+    }
+    atPrompt = false
+    requestQuit()
+  }
+  lineInput.on('SIGINT', onSigint)
   process.on('SIGINT', onSigint)
 
-  const piped = await Promise.race([eof.then(() => !tty), quitRequested.then(() => false)])
-  await lines
+  await Promise.race([eof, quitRequested])
+  await lines // at EOF, the lines read so far are still carried out
   quitting = true
   // Give messages just typed a moment (piped input: as long as it takes, within reason).
   client.flushReads()
-  const drained = await waitUntil(() => client.core.idle || (!piped && !client.connected), piped ? 30_000 : 2_000)
-  if (piped && drained && s.waitMs > 0) await sleep(s.waitMs)
+  // Logged out (auth_failed): the client is closed, nothing more can be sent.
+  const drained = await waitUntil(() => client.core.idle || authFailure !== undefined || (!piped && !client.connected), piped ? 30_000 : 2_000)
+  if (piped && drained && authFailure === undefined && s.waitMs > 0) await sleep(s.waitMs)
   client.flushReads()
   await waitUntil(() => client.core.idle, 500)
   await ui.settled()
   const unsent = client.outboxSize
   lineInput.close()
+  // Ctrl-D at the prompt: the shell's prompt must not continue this line.
+  if (tty && atPrompt) process.stdout.write('\n')
   process.off('SIGINT', onSigint)
   await client.close()
   state.close()
+  history.close()
   if (unsent > 0) process.stderr.write(`pigeon chat: ${unsent} message(s) not yet stored by the server; they are sent next time\n`)
-  return piped && unsent > 0 ? 1 : 0
+  if (refused > 0) process.stderr.write(`pigeon chat: ${refused} message(s) refused by the server (see "not sent" above)\n`)
+  if (piped && failedLines > 0) process.stderr.write(`pigeon chat: ${failedLines} line(s) not carried out (see "!" above)\n`)
+  if (authFailure !== undefined) {
+    process.stderr.write(`pigeon chat: logged out: cannot log in again: ${safeName(authFailure)}\n`)
+    return 1
+  }
+  return piped && (unsent > 0 || refused > 0 || failedLines > 0) ? 1 : 0
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href

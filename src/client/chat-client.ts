@@ -46,6 +46,11 @@ export interface ChatClientOptions {
   readBatchDelayMs?: number
   /** See ChatClientCoreOptions.retryRateLimited (default false). */
   retryRateLimited?: boolean
+  /**
+   * close() and logout() first send the queued read receipts and wait this long at most
+   * for the server to acknowledge what the session still carries. Default 1 s.
+   */
+  closeTimeoutMs?: number
 }
 
 export interface ConnectedInfo {
@@ -84,7 +89,9 @@ const CHAT_SESSION_DEFAULTS: Partial<SessionConfig> = { keepAliveIntervalMs: 5_0
 
 const safeName = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_') || '_'
 
-const FORWARDED: Array<keyof ChatCoreEvents> = ['message', 'receipt', 'group', 'sent', 'send_failed', 'presence', 'synced', 'protocol_error']
+const FORWARDED: Array<keyof ChatCoreEvents> = ['message', 'receipt', 'group', 'applied', 'sent', 'send_failed', 'presence', 'synced', 'protocol_error']
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 1_000
 
 /** The password function failed (e.g. no terminal to ask on). */
 export class PasswordUnavailableError extends Error {
@@ -102,6 +109,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private token: Uint8Array | undefined
   private password: string | undefined
   private client: PigeonClient | undefined
+  /** Sequence numbers of the current session's stream-0 messages the server has not acknowledged. */
+  private unacked = new Set<number>()
   /** The current client has logged in (core.onConnected was called for it). */
   private loggedIn = false
   private closed = false
@@ -143,7 +152,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.core = new ChatClientCore({
       send: (bytes) => {
         if (this.client === undefined || !this.loggedIn) throw new Error('not connected')
-        this.client.send(0, bytes)
+        this.unacked.add(this.client.send(0, bytes))
       },
       state,
       randomBytes: (n) => messageIdRng.bytes(n),
@@ -224,15 +233,19 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return this.core.userFind(usernames)
   }
 
-  /** Stop reconnecting and close the session. The outbox, cursor and token stay stored. */
+  /**
+   * Stop reconnecting and close the session, after sending the queued read receipts and
+   * giving the session up to closeTimeoutMs to have them acknowledged. The outbox,
+   * cursor, token and read receipts not yet sent stay stored.
+   */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.reconnectTimer)
+    await this.settle()
     const client = this.client
     this.client = undefined
     this.loggedIn = false
-    this.core.flushReads()
     this.core.shutdown()
     await client?.close().catch(() => {})
     if (this.opts.state === undefined) this.state.close()
@@ -240,6 +253,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Revoke the session token on the server, forget it locally, and close. */
   async logout(): Promise<void> {
+    await this.settle() // before the session stops being logged in
     const client = this.client
     if (client !== undefined && this.loggedIn) await client.logout().catch(() => {})
     this.token = undefined
@@ -251,6 +265,32 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   whenConnected(): Promise<void> {
     if (this.connected) return Promise.resolve()
     return new Promise((resolve) => this.once('connected', () => resolve()))
+  }
+
+  /**
+   * Send the queued read receipts, then wait until the server has acknowledged every
+   * message of this session on stream 0 (it has them: READ has no reply), the session
+   * ends, or closeTimeoutMs passes.
+   */
+  private settle(): Promise<void> {
+    const client = this.client
+    if (client === undefined || !this.loggedIn) return Promise.resolve()
+    this.core.flushReads()
+    const unacked = this.unacked
+    if (unacked.size === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        client.off('acked', check).off('failed', check).off('expired', check).off('closed', done).off('dead_link', done)
+        resolve()
+      }
+      // Runs after the listener of connectOnce that removes the acknowledged one.
+      const check = (): void => {
+        if (unacked.size === 0) done()
+      }
+      const timer = setTimeout(done, this.opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS)
+      client.on('acked', check).on('failed', check).on('expired', check).on('closed', done).on('dead_link', done)
+    })
   }
 
   // --- connection management ------------------------------------------------------------
@@ -272,6 +312,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       }
       this.client = client
       this.loggedIn = false
+      const unacked = (this.unacked = new Set())
+      const settled = (streamId: number, seq: number): void => {
+        if (streamId === 0) unacked.delete(seq)
+      }
+      client.on('acked', settled).on('failed', settled).on('expired', settled)
       client.on('message', (streamId, _seq, data) => {
         if (this.client !== client || streamId !== 0 || isLoginMessage(data)) return
         this.core.handleMessage(data)

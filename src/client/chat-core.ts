@@ -8,11 +8,18 @@
  * Sending: every message goes to the outbox (durable, ClientStateStore) before it is
  * transmitted, and leaves it on SEND_OK. After a reconnect every outbox entry is sent
  * again, in order, with the same clientMsgId: the server stores each clientMsgId once.
+ * A message the server refuses for now (INTERNAL_ERROR; RATE_LIMITED with
+ * retryRateLimited) stays, and holds back everything after it until its retry
+ * (outbox.ts), so messages are stored in the order they were written.
  *
  * Receiving (push -> sync -> fin): on PUSH beyond the cursor the core sends SYNC from the
  * cursor; each SYNC_BATCH is applied in version order (entries at or below the cursor are
- * ignored, so nothing is emitted twice), the cursor is persisted, FIN reports it, and the
- * core syncs again while the inbox is longer than what it holds.
+ * ignored, so nothing is emitted twice), 'applied' lets the application make what it
+ * stored durable, then the cursor is persisted, FIN reports it, and the core syncs again
+ * while the inbox is longer than what it holds.
+ *
+ * Read receipts (markRead) are stored with the client state until a READ carrying them
+ * went out on a logged-in session, so neither a lost session nor a restart loses them.
  *
  * Two shortcuts keep the datagrams per message down, without changing what is delivered:
  * - The server does not PUSH a device its own message's copy: SEND_OK carries that copy's
@@ -21,13 +28,14 @@
  *   counts as a PUSH and the core syncs.
  * - FIN is sent when the synced entries include a message from someone else (it makes the
  *   server send them "delivered"); a sync of receipts, group events and the device's own
- *   copies is reported by the next FIN instead.
+ *   copies is reported by the next FIN instead. The first batch of every session sends
+ *   FIN whatever it holds (when the cursor is above 0): the previous session's last FIN
+ *   may have been lost with it, or the process may have died between cursor and FIN.
  */
 import { EventEmitter } from 'node:events'
 import { decodeChatMessage, encodeChatMessage } from '../protocol/chat-codec.js'
 import {
   CLIENT_MSG_ID_BYTES,
-  type ChatErrorCode,
   type ChatMessage,
   type ChatReply,
   type ChatRequest,
@@ -38,41 +46,11 @@ import {
   type Peer,
   type UserSummary,
 } from '../protocol/chat-types.js'
-import { type ClientStateStore, type OutboxEntry, hexId } from './client-state.js'
+import { type Cancel, type ChatClientErrorCode, ChatError, type SentInfo } from './chat-error.js'
+import type { ClientStateStore, OutboxEntry } from './client-state.js'
+import { Outbox } from './outbox.js'
 
-/** Error codes of ChatError: the server's, plus the client's own. */
-export type ChatClientErrorCode =
-  | ChatErrorCode
-  /** The session ended before the reply came (the request may or may not have been carried out). */
-  | 'DISCONNECTED'
-  /** The request was made while no session was logged in. */
-  | 'NOT_CONNECTED'
-  /** The client was shut down. */
-  | 'CLOSED'
-  /** The server answered with a reply of the wrong kind. */
-  | 'UNEXPECTED_REPLY'
-
-export class ChatError extends Error {
-  constructor(
-    readonly code: ChatClientErrorCode,
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(message)
-    this.name = 'ChatError'
-  }
-}
-
-/** A message the server has stored ("sent"). */
-export interface SentInfo {
-  clientMsgId: Uint8Array
-  to: Peer
-  body: string
-  msgId: number
-  /** Its entry in the sender's own inbox. */
-  version: number
-  sentAtMs: number
-}
+export { type Cancel, type ChatClientErrorCode, ChatError, type SentInfo } from './chat-error.js'
 
 export type MessageEntry = Extract<InboxEntry, { kind: 'message' }>
 export type ReceiptEntry = Extract<InboxEntry, { kind: 'receipt' }>
@@ -96,13 +74,17 @@ export type ChatCoreEvents = {
   /** SEND_FAILED: the message was refused and removed from the outbox. */
   send_failed: [entry: OutboxEntry, error: ChatError]
   presence: [userId: number, online: boolean]
+  /**
+   * The entries up to `cursor` were emitted; the cursor is saved right after this event.
+   * A handler that stores entries makes them durable here (synchronously), so the saved
+   * cursor never covers entries the application lost in a crash.
+   */
+  applied: [cursor: number]
   /** The device holds the whole inbox as the server last described it. */
   synced: [cursor: number]
   /** An undecodable or unexpected message from the server (counted and ignored). */
   protocol_error: [error: Error]
 }
-
-export type Cancel = () => void
 
 export interface ChatClientCoreOptions {
   /** Transmit one messaging message on stream 0 (ordered, reliable). May throw when the session is unusable. */
@@ -124,6 +106,7 @@ export interface ChatClientCoreOptions {
   /**
    * SEND_FAILED with RATE_LIMITED: keep the message in the outbox and send it again after
    * retryAfterMs instead of failing it. Default false (the send promise rejects).
+   * (INTERNAL_ERROR is always retried, with a bounded backoff.)
    */
   retryRateLimited?: boolean
 }
@@ -131,8 +114,6 @@ export interface ChatClientCoreOptions {
 export const DEFAULT_SYNC_BATCH_SIZE = 200
 export const DEFAULT_READ_BATCH_DELAY_MS = 250
 export const DEFAULT_SYNC_RETRY_AFTER_MS = 5_000
-/** Resend delay after RATE_LIMITED without retryAfterMs. */
-const DEFAULT_RATE_LIMIT_RETRY_MS = 1_000
 /** At most this many message ids per READ. */
 const MAX_READ_IDS = 1000
 
@@ -140,13 +121,6 @@ const defaultSchedule = (fn: () => void, delayMs: number): Cancel => {
   const t = setTimeout(fn, delayMs)
   t.unref?.()
   return () => clearTimeout(t)
-}
-
-interface Outgoing {
-  entry: OutboxEntry
-  waiters: Array<{ resolve: (info: SentInfo) => void; reject: (err: ChatError) => void }>
-  /** Cancels a scheduled resend after RATE_LIMITED. */
-  retryCancel?: Cancel
 }
 
 interface PendingRequest {
@@ -163,8 +137,7 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
   private connectedNow = false
   private closed = false
   private cursorNow: number
-  /** Outbox in sending order, by hex clientMsgId. */
-  private readonly outbox = new Map<string, Outgoing>()
+  private readonly outbox: Outbox
   private syncInFlight = false
   private syncSentAtMs = 0
   /** The highest latestVersion heard of (PUSH or SYNC_BATCH). */
@@ -177,6 +150,7 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
   private self: { userId: number; deviceId: number } | undefined
   private nextRequestId = 1
   private readonly pending = new Map<number, PendingRequest>()
+  /** Read receipts not yet sent on a logged-in session (also stored: ClientStateStore.addReads). */
   private readonly readQueue = new Set<number>()
   private cancelReadTimer: Cancel | undefined
   private protocolErrorCount = 0
@@ -198,7 +172,17 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     this.state = options.state
     const loaded = this.state.load()
     this.cursorNow = loaded.cursor
-    for (const entry of loaded.outbox) this.outbox.set(hexId(entry.clientMsgId), { entry, waiters: [] })
+    for (const id of loaded.reads) this.readQueue.add(id)
+    this.outbox = new Outbox(
+      {
+        state: this.state,
+        nowMs: this.opts.nowMs,
+        schedule: this.opts.schedule,
+        transmit: (bytes) => this.transmitBytes(bytes),
+        retryRateLimited: this.opts.retryRateLimited,
+      },
+      loaded.outbox,
+    )
   }
 
   /** The last inbox version this device holds. */
@@ -213,7 +197,7 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
 
   /** The unacknowledged messages, in sending order. */
   get pendingMessages(): OutboxEntry[] {
-    return [...this.outbox.values()].map((o) => o.entry)
+    return this.outbox.pending
   }
 
   get connected(): boolean {
@@ -244,12 +228,8 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     this.syncInFlight = false
     this.pushedDuringSync = false
     this.finSent = -1
-    for (const o of [...this.outbox.values()]) {
-      if (!this.connectedNow) return
-      o.retryCancel?.()
-      o.retryCancel = undefined
-      this.transmit({ type: 'SEND', clientMsgId: o.entry.clientMsgId, to: o.entry.to, body: o.entry.body })
-    }
+    this.outbox.onConnected()
+    if (!this.connectedNow) return
     this.sync()
     if (this.readQueue.size > 0) this.flushReads()
   }
@@ -259,6 +239,7 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     if (!this.connectedNow) return
     this.connectedNow = false
     this.syncInFlight = false
+    this.outbox.onDisconnected()
     this.rejectPending('DISCONNECTED', 'the session ended before the reply came')
   }
 
@@ -269,11 +250,7 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     this.closed = true
     this.cancelReadTimer?.()
     this.cancelReadTimer = undefined
-    const err = new ChatError('CLOSED', 'the chat client was closed (the message stays in the outbox)')
-    for (const o of this.outbox.values()) {
-      o.retryCancel?.()
-      for (const w of o.waiters.splice(0)) w.reject(err)
-    }
+    this.outbox.shutdown(new ChatError('CLOSED', 'the chat client was closed (the message stays in the outbox)'))
   }
 
   // --- sending -----------------------------------------------------------------------
@@ -308,19 +285,20 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     } catch (err) {
       throw new ChatError('INVALID_REQUEST', `cannot send this message: ${(err as Error).message}`)
     }
-    // Durable first: once transmitted, the message must survive a crash of this process.
-    this.state.addOutbox(entry)
-    const sent = new Promise<SentInfo>((resolve, reject) => {
-      this.outbox.set(hexId(clientMsgId), { entry, waiters: [{ resolve, reject }] })
-    })
-    if (this.connectedNow) this.transmitBytes(bytes)
+    // Durable first (Outbox.add): once transmitted, the message must survive a crash of this process.
+    const sent = this.outbox.add(entry, bytes)
     return { clientMsgId: clientMsgId.slice(), sent }
   }
 
-  /** Report messages as read; collected for readBatchDelayMs and sent as one READ. */
+  /**
+   * Report messages as read; collected for readBatchDelayMs and sent as one READ. Stored
+   * first (the application may then forget that they were unread): a restart sends them.
+   */
   markRead(msgIds: Iterable<number>): void {
     if (this.closed) return
-    for (const id of msgIds) this.readQueue.add(id)
+    const added = [...new Set(msgIds)].filter((id) => !this.readQueue.has(id))
+    if (added.length > 0) this.state.addReads(added)
+    for (const id of added) this.readQueue.add(id)
     if (this.readQueue.size === 0 || this.cancelReadTimer !== undefined) return
     this.cancelReadTimer = this.opts.schedule(() => {
       this.cancelReadTimer = undefined
@@ -337,7 +315,9 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
     for (let i = 0; i < ids.length; i += MAX_READ_IDS) {
       const chunk = ids.slice(i, i + MAX_READ_IDS)
       if (!this.transmit({ type: 'READ', msgIds: chunk })) return
+      // Out on a logged-in session: forgotten (at least once; the server ignores repeats).
       for (const id of chunk) this.readQueue.delete(id)
+      this.state.removeReads(chunk)
     }
   }
 
@@ -501,10 +481,18 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
           break
       }
     }
+    // An empty answer to the SYNC from here: nothing up to latestVersion is left to receive
+    // (pruned, or passed over as too large for this device), so the device holds it.
+    if (m.entries.length === 0 && m.afterVersion === before && m.latestVersion > before) this.cursorNow = m.latestVersion
     const progressed = this.cursorNow > before
-    if (progressed) this.state.saveCursor(this.cursorNow)
+    if (progressed) {
+      this.emit('applied', this.cursorNow)
+      this.state.saveCursor(this.cursorNow)
+    }
     if (!this.connectedNow) return
-    if ((fromOthers || this.self === undefined) && this.cursorNow > 0 && this.cursorNow > this.finSent) {
+    // The first FIN of a session goes out whatever the batch held (see the top comment).
+    const finDue = fromOthers || this.self === undefined || this.finSent < 0
+    if (finDue && this.cursorNow > 0 && this.cursorNow > this.finSent) {
       if (this.transmit({ type: 'FIN', version: this.cursorNow })) this.finSent = this.cursorNow
     }
     const pushed = this.pushedDuringSync
@@ -522,14 +510,8 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
   }
 
   private onSendOk(m: Extract<ChatMessage, { type: 'SEND_OK' }>): void {
-    const id = hexId(m.clientMsgId)
-    const o = this.outbox.get(id)
-    if (o === undefined) return // a second answer for a message already acknowledged
-    o.retryCancel?.()
-    this.state.removeOutbox(m.clientMsgId)
-    this.outbox.delete(id)
-    const info: SentInfo = { clientMsgId: o.entry.clientMsgId, to: o.entry.to, body: o.entry.body, msgId: m.msgId, version: m.version, sentAtMs: m.sentAtMs }
-    for (const w of o.waiters) w.resolve(info)
+    const info = this.outbox.acknowledged(m)
+    if (info === undefined) return // a second answer for a message already acknowledged
     this.emit('sent', info)
     this.ownCopy(info)
   }
@@ -543,6 +525,7 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
       this.cursorNow = info.version
       const { clientMsgId, to, body, msgId, version, sentAtMs } = info
       this.emit('message', { kind: 'message', version, msgId, fromUserId: this.self.userId, fromDeviceId: this.self.deviceId, to, sentAtMs, clientMsgId, body })
+      this.emit('applied', this.cursorNow)
       this.state.saveCursor(this.cursorNow)
       if (this.latestKnown > this.cursorNow) this.sync()
       return
@@ -551,26 +534,8 @@ export class ChatClientCore extends EventEmitter<ChatCoreEvents> {
   }
 
   private onSendFailed(m: Extract<ChatMessage, { type: 'SEND_FAILED' }>): void {
-    const id = hexId(m.clientMsgId)
-    const o = this.outbox.get(id)
-    if (o === undefined) return
-    // Not logged in: a session problem, not the message's; it is sent again on the next session.
-    if (m.code === 'NOT_LOGGED_IN') return
-    if (m.code === 'RATE_LIMITED' && this.opts.retryRateLimited) {
-      // Sent again later, same clientMsgId (a reconnect meanwhile resends it anyway).
-      o.retryCancel?.()
-      o.retryCancel = this.opts.schedule(() => {
-        o.retryCancel = undefined
-        if (this.outbox.get(id) !== o || !this.connectedNow) return
-        this.transmit({ type: 'SEND', clientMsgId: o.entry.clientMsgId, to: o.entry.to, body: o.entry.body })
-      }, m.retryAfterMs ?? DEFAULT_RATE_LIMIT_RETRY_MS)
-      return
-    }
-    this.state.removeOutbox(m.clientMsgId)
-    this.outbox.delete(id)
-    const err = new ChatError(m.code, `message refused: ${m.code}${m.retryAfterMs === undefined ? '' : ` (retry after ${m.retryAfterMs} ms)`}`, m.retryAfterMs)
-    for (const w of o.waiters) w.reject(err)
-    this.emit('send_failed', o.entry, err)
+    const refused = this.outbox.refused(m)
+    if (refused !== undefined) this.emit('send_failed', refused.entry, refused.error)
   }
 
   /** Encode and send; false when the transport refused (the caller keeps its state for the next session). */

@@ -1,17 +1,20 @@
 /**
  * The chat CLI's behaviour, apart from the terminal: turns typed lines into ChatClient
  * calls and ChatClient events into printed lines, and keeps the local history.
+ * Every text that others chose (bodies, names, server error texts) goes through
+ * display.ts before it is printed or put into the prompt, so it cannot drive the terminal.
  */
 import { ChatError, type GroupEntry, type MessageEntry, type ReceiptEntry, type SentInfo } from './chat-core.js'
 import type { ChatClient } from './chat-client.js'
 import { type OutboxEntry, hexId } from './client-state.js'
-import { ChatHistory, type ConvKey, type HistoryItem, convOf, peerOf } from './history.js'
+import { safeBody, safeName, snippet } from './display.js'
+import { ChatHistory, type ConvKey, type HistoryItem, convOf, idsByName, peerOf } from './history.js'
 import type { Peer } from '../protocol/chat-types.js'
 
 export const COMMANDS_HELP = `Commands:
   /list                     conversations with unread counts
   /to USER                  talk to USER (by name, or #id)
-  /group GROUP              talk in a group (its id, or its name)
+  /group GROUP              talk in a group (by name, or #id)
   TEXT                      send TEXT to the current conversation
   /history [N]              the last N (default 20) messages of the current conversation
   /contacts                 your contacts and who is online
@@ -35,11 +38,6 @@ export const formatTime = (ms: number, nowMs = Date.now()): string => {
   const today = new Date(nowMs)
   if (d.getFullYear() === today.getFullYear() && d.getMonth() === today.getMonth() && d.getDate() === today.getDate()) return hm
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hm}`
-}
-
-const snippet = (body: string, max = 30): string => {
-  const one = body.replace(/\s+/g, ' ')
-  return JSON.stringify(one.length > max ? `${one.slice(0, max - 1)}…` : one)
 }
 
 export interface ChatUiOptions {
@@ -86,15 +84,17 @@ export class ChatUi {
         else this.banner()
       })
     })
-    c.on('disconnected', (reason) => this.later(async () => this.print(`* disconnected (${reason}); reconnecting…`)))
-    c.on('auth_failed', (err) => this.later(async () => this.print(`* cannot log in again: ${err.message}`)))
+    c.on('disconnected', (reason) => this.later(async () => this.print(`* disconnected (${safeName(reason)}); reconnecting…`)))
+    c.on('auth_failed', (err) => this.later(async () => this.print(`* cannot log in again: ${safeName(err.message)}`)))
     c.on('message', (e) => this.onMessage(e))
+    // The core saves its cursor right after this: what the handlers stored must be durable first.
+    c.on('applied', () => this.history.sync())
     c.on('receipt', (e) => this.onReceipt(e))
     c.on('group', (e) => this.onGroup(e))
     c.on('sent', (info) => this.onSent(info))
     c.on('send_failed', (entry, err) => this.onSendFailed(entry, err))
     c.on('presence', (userId, online) => this.later(async () => this.print(`* ${await this.userLabel(userId)} is ${online ? 'online' : 'offline'}`)))
-    c.on('protocol_error', (err) => this.later(async () => this.print(`* ignored a bad message from the server: ${err.message}`)))
+    c.on('protocol_error', (err) => this.later(async () => this.print(`* ignored a bad message from the server: ${safeName(err.message)}`)))
   }
 
   /** The first sync is done (or taking too long): print from now on. */
@@ -106,7 +106,7 @@ export class ChatUi {
   banner(): void {
     const c = this.client
     if (c.userId !== undefined) this.history.setUserName(c.userId, c.username)
-    this.print(`* connected as ${c.username} (user #${c.userId}, device #${c.deviceId}); /help for commands`)
+    this.print(`* connected as ${this.myName()} (user #${c.userId}, device #${c.deviceId}); /help for commands`)
     const unread = this.history.conversations().filter((s) => s.unread > 0)
     if (unread.length > 0) this.print(`* unread messages in ${unread.length} conversation(s): /list`)
     if (c.outboxSize > 0) this.print(`* sending ${c.outboxSize} message(s) left from last time`)
@@ -122,13 +122,18 @@ export class ChatUi {
   }
 
   private later(fn: () => Promise<void>): void {
-    this.printQueue = this.printQueue.then(fn).catch((err: unknown) => this.print(`* ${(err as Error).message}`))
+    this.printQueue = this.printQueue.then(fn).catch((err: unknown) => this.print(`* ${safeName(describe(err))}`))
   }
 
   // --- incoming --------------------------------------------------------------------------
 
   private me(): number | undefined {
     return this.client.userId
+  }
+
+  /** The own user name (from the command line, but shown like every other name). */
+  private myName(): string {
+    return safeName(this.client.username)
   }
 
   private onMessage(e: MessageEntry): void {
@@ -138,13 +143,14 @@ export class ChatUi {
     if (!this.history.addMessage({ conv, version: e.version, msgId: e.msgId, fromUserId: e.fromUserId, out, sentAtMs: e.sentAtMs, body: e.body })) return
     const mine = out && this.ownIds.delete(hexId(e.clientMsgId))
     if (conv === this.current) {
-      this.history.markSeen(conv, e.version)
+      // The pending READ is stored before the message stops counting as unread.
       if (!out) this.client.markRead([e.msgId])
+      this.history.markSeen(conv, e.version)
     }
     if (mine || this.catchingUp) return // printed when it was typed, or summed up by the banner
     this.later(async () => {
       const who = out ? 'you (other device)' : await this.userLabel(e.fromUserId)
-      this.print(`${formatTime(e.sentAtMs)} [${await this.convLabel(conv)}] ${who}: ${e.body}`)
+      this.print(`${formatTime(e.sentAtMs)} [${await this.convLabel(conv)}] ${who}: ${safeBody(e.body)}`)
     })
   }
 
@@ -167,7 +173,7 @@ export class ChatUi {
     if (!this.history.addEvent({ conv, version: e.version, atMs: e.atMs, text: groupEventText(e, known) }) || this.catchingUp) return
     this.later(async () => {
       await this.resolveUsers([e.actorUserId, e.subjectUserId])
-      this.print(`${formatTime(e.atMs)} [${await this.convLabel(conv)}] * ${groupEventText(e, known)}`)
+      this.print(`${formatTime(e.atMs)} [${await this.convLabel(conv)}] * ${safeName(groupEventText(e, known))}`)
     })
   }
 
@@ -180,15 +186,15 @@ export class ChatUi {
 
   private onSendFailed(entry: OutboxEntry, err: ChatError): void {
     this.ownIds.delete(hexId(entry.clientMsgId))
-    this.later(async () => this.print(`* not sent to ${await this.convLabel(convOf(entry.to))}: ${snippet(entry.body)}: ${describe(err)}`))
+    this.later(async () => this.print(`* not sent to ${await this.convLabel(convOf(entry.to))}: ${snippet(entry.body)}: ${safeName(describe(err))}`))
   }
 
-  // --- names -------------------------------------------------------------------------------
+  // --- names (the labels are display-safe) -----------------------------------------------
 
   private async userLabel(userId: number): Promise<string> {
-    if (userId === this.me()) return this.client.username
+    if (userId === this.me()) return this.myName()
     await this.resolveUsers([userId])
-    return this.history.userNames.get(userId) ?? `#${userId}`
+    return safeName(this.history.userNames.get(userId) ?? `#${userId}`)
   }
 
   private async resolveUsers(ids: number[]): Promise<void> {
@@ -209,24 +215,30 @@ export class ChatUi {
 
   private convLabelSync(conv: ConvKey): string {
     const peer = peerOf(conv)
-    if (peer.kind === 'user') return this.history.userNames.get(peer.userId) ?? `#${peer.userId}`
+    if (peer.kind === 'user') return safeName(this.history.userNames.get(peer.userId) ?? `#${peer.userId}`)
     const name = this.history.groupNames.get(peer.groupId)
-    return name === undefined ? `group #${peer.groupId}` : `#${peer.groupId} ${name}`
+    return name === undefined ? `group #${peer.groupId}` : `#${peer.groupId} ${safeName(name)}`
   }
 
   // --- typed lines ---------------------------------------------------------------------------
 
-  /** Handle one typed line; errors are printed. */
-  async handleLine(raw: string): Promise<void> {
+  /**
+   * Handle one typed line; errors are printed. False when the line was not carried out
+   * (piped input then fails the run: nobody is there to read the "!" and type it again).
+   */
+  async handleLine(raw: string): Promise<boolean> {
     const line = raw.trim()
-    if (line === '') return
+    if (line === '') return true
+    let done = true
     try {
       if (line.startsWith('/') && !line.startsWith('//')) await this.command(line)
       else this.sendText(line.startsWith('//') ? line.slice(1) : line)
     } catch (err) {
-      this.print(`! ${describe(err)}`)
+      this.print(`! ${safeName(describe(err))}`)
+      done = false
     }
     await this.settled()
+    return done
   }
 
   private sendText(text: string): void {
@@ -235,7 +247,7 @@ export class ChatUi {
     const { clientMsgId, sent } = this.client.enqueue(peer, text)
     this.ownIds.add(hexId(clientMsgId))
     sent.catch(() => {}) // reported through 'send_failed' / on close
-    this.print(`${formatTime(Date.now())} [${this.convLabelSync(this.current)}] ${this.client.username}: ${text}${this.client.connected ? '' : '  (queued: offline)'}`)
+    this.print(`${formatTime(Date.now())} [${this.convLabelSync(this.current)}] ${this.myName()}: ${safeBody(text)}${this.client.connected ? '' : '  (queued: offline)'}`)
   }
 
   private async command(line: string): Promise<void> {
@@ -253,7 +265,7 @@ export class ChatUi {
       case '/to':
         return this.open({ kind: 'user', userId: await this.userIdOf(need(arg, '/to USER')) })
       case '/group':
-        return this.open({ kind: 'group', groupId: await this.groupIdOf(need(arg, '/group GROUP')) })
+        return this.open({ kind: 'group', groupId: await this.groupIdOf(need(arg, '/group GROUP'), '/group') })
       case '/history':
         return this.showHistory(rest[0] === undefined ? 20 : positiveInt(rest[0]))
       case '/contacts':
@@ -261,10 +273,10 @@ export class ChatUi {
       case '/add':
         await this.client.contactAdd(need(arg, '/add USER'))
         await this.learnContacts()
-        return this.print(`* added ${arg} to your contacts`)
+        return this.print(`* added ${safeName(arg)} to your contacts`)
       case '/remove':
         await this.client.contactRemove(need(arg, '/remove USER'))
-        return this.print(`* removed ${arg} from your contacts`)
+        return this.print(`* removed ${safeName(arg)} from your contacts`)
       case '/groups':
         return this.groups()
       case '/create': {
@@ -273,38 +285,38 @@ export class ChatUi {
         const g = await this.client.groupCreate(rest[0], members)
         this.history.setGroupName(g.groupId, g.name)
         for (const m of g.members) this.history.setUserName(m.userId, m.username)
-        return this.print(`* created group #${g.groupId} "${g.name}" with ${g.members.map((m) => m.username).join(', ')}; /group ${g.groupId} to talk there`)
+        return this.print(`* created group #${g.groupId} "${safeName(g.name)}" with ${g.members.map((m) => safeName(m.username)).join(', ')}; /group #${g.groupId} to talk there`)
       }
       case '/invite': {
         if (rest.length !== 2) throw new Error('usage: /invite GROUP USER')
-        const groupId = await this.groupIdOf(rest[0])
+        const groupId = await this.groupIdOf(rest[0], '/invite', ` ${rest[1]}`)
         await this.client.groupInvite(groupId, rest[1])
-        return this.print(`* invited ${rest[1]} to ${this.convLabelSync(`g:${groupId}`)}`)
+        return this.print(`* invited ${safeName(rest[1])} to ${this.convLabelSync(`g:${groupId}`)}`)
       }
       case '/leave': {
-        const groupId = await this.groupIdOf(need(arg, '/leave GROUP'))
+        const groupId = await this.groupIdOf(need(arg, '/leave GROUP'), '/leave')
         await this.client.groupLeave(groupId)
         if (this.current === `g:${groupId}`) this.setCurrent(undefined)
         return this.print(`* left ${this.convLabelSync(`g:${groupId}`)}`)
       }
       case '/rename': {
         if (rest.length < 2) throw new Error('usage: /rename GROUP NAME')
-        const groupId = await this.groupIdOf(rest[0])
         const name = arg.slice(rest[0].length).trim()
+        const groupId = await this.groupIdOf(rest[0], '/rename', ` ${name}`)
         await this.client.groupRename(groupId, name)
         this.history.setGroupName(groupId, name)
         this.opts.onPromptChange?.(this.prompt)
-        return this.print(`* renamed group #${groupId} to "${name}"`)
+        return this.print(`* renamed group #${groupId} to "${safeName(name)}"`)
       }
       case '/members': {
-        const g = await this.client.groupMembers(await this.groupIdOf(need(arg, '/members GROUP')))
+        const g = await this.client.groupMembers(await this.groupIdOf(need(arg, '/members GROUP'), '/members'))
         this.history.setGroupName(g.groupId, g.name)
         for (const m of g.members) this.history.setUserName(m.userId, m.username)
-        return this.print(`#${g.groupId} ${g.name}: ${g.members.map((m) => m.username).join(', ')} (${g.members.length})`)
+        return this.print(`#${g.groupId} ${safeName(g.name)}: ${g.members.map((m) => safeName(m.username)).join(', ')} (${g.members.length})`)
       }
       case '/status': {
         const c = this.client
-        return this.print(`${c.connected ? 'connected' : 'offline'} as ${c.username}${c.userId === undefined ? '' : ` (#${c.userId})`}; synced to version ${c.cursor}; ${c.outboxSize} message(s) not yet stored by the server`)
+        return this.print(`${c.connected ? 'connected' : 'offline'} as ${this.myName()}${c.userId === undefined ? '' : ` (#${c.userId})`}; synced to version ${c.cursor}; ${c.outboxSize} message(s) not yet stored by the server`)
       }
       default:
         throw new Error(`unknown command ${cmd} (/help)`)
@@ -340,8 +352,8 @@ export class ChatUi {
   }
 
   private async itemText(it: HistoryItem): Promise<string> {
-    if (it.kind === 'event') return `* ${it.text}`
-    return `${it.out ? this.client.username : await this.userLabel(it.fromUserId)}: ${snippet(it.body, 40)}`
+    if (it.kind === 'event') return `* ${safeName(it.text)}`
+    return `${it.out ? this.myName() : await this.userLabel(it.fromUserId)}: ${snippet(it.body, 40)}`
   }
 
   private async showHistory(limit: number): Promise<void> {
@@ -351,7 +363,7 @@ export class ChatUi {
     const group = this.current.startsWith('g:')
     for (const it of items) {
       if (it.kind === 'event') {
-        this.print(`  ${formatTime(it.atMs)} * ${it.text}`)
+        this.print(`  ${formatTime(it.atMs)} * ${safeName(it.text)}`)
         continue
       }
       let mark = ''
@@ -360,8 +372,8 @@ export class ChatUi {
         if (group) mark = r.readBy.length > 0 ? `  ✓✓ read by ${r.readBy.length}` : r.deliveredTo.length > 0 ? `  ✓✓ ${r.deliveredTo.length}` : '  ✓'
         else mark = r.readBy.length > 0 ? '  ✓✓ read' : r.deliveredTo.length > 0 ? '  ✓✓' : '  ✓'
       }
-      const who = it.out ? this.client.username : await this.userLabel(it.fromUserId)
-      this.print(`  ${formatTime(it.sentAtMs)} ${who}: ${it.body}${mark}`)
+      const who = it.out ? this.myName() : await this.userLabel(it.fromUserId)
+      this.print(`  ${formatTime(it.sentAtMs)} ${who}: ${safeBody(it.body)}${mark}`)
     }
   }
 
@@ -370,7 +382,7 @@ export class ChatUi {
     if (list.length === 0) return this.print('no contacts yet: /add USER')
     for (const c of list) {
       this.history.setUserName(c.userId, c.username)
-      this.print(`  ${c.online ? '●' : '○'} ${c.username} (#${c.userId})${c.online ? ' online' : ''}`)
+      this.print(`  ${c.online ? '●' : '○'} ${safeName(c.username)} (#${c.userId})${c.online ? ' online' : ''}`)
     }
   }
 
@@ -379,7 +391,7 @@ export class ChatUi {
     if (list.length === 0) return this.print('no groups yet: /create NAME user1,user2')
     for (const g of list) {
       this.history.setGroupName(g.groupId, g.name)
-      this.print(`  #${g.groupId} ${g.name} (${g.memberCount} members)`)
+      this.print(`  #${g.groupId} ${safeName(g.name)} (${g.memberCount} members)`)
     }
   }
 
@@ -391,9 +403,12 @@ export class ChatUi {
     }
   }
 
-  /** A user name (or #id) to a user id: known names first, then the contact list. */
+  /**
+   * A user name (or #id) to a user id: known names first, then the contact list. Only
+   * `#N` is an id: a bare number is a valid user name.
+   */
   private async userIdOf(name: string): Promise<number> {
-    const byId = /^#?(\d+)$/.exec(name)
+    const byId = /^#(\d+)$/.exec(name)
     if (byId !== null) return Number(byId[1])
     let id = this.history.userIdByName(name)
     if (id !== undefined) return id
@@ -406,15 +421,28 @@ export class ChatUi {
     throw new Error(`no user named ${name}`)
   }
 
-  private async groupIdOf(text: string): Promise<number> {
-    const byId = /^#?(\d+)$/.exec(text)
+  /**
+   * A group name (or #id) to a group id. Only `#N` is an id (a bare number is a name).
+   * Names need not be unique: when several groups have it, nothing is guessed (the
+   * error lists the ids, for `cmd #id...rest`). Unless exactly one known group has the
+   * name, the server's list (the groups one is still in) decides.
+   */
+  private async groupIdOf(text: string, cmd: string, rest = ''): Promise<number> {
+    const byId = /^#(\d+)$/.exec(text)
     if (byId !== null) return Number(byId[1])
-    let id = this.history.groupIdByName(text)
-    if (id !== undefined) return id
-    for (const g of await this.client.groupList()) this.history.setGroupName(g.groupId, g.name)
-    id = this.history.groupIdByName(text)
-    if (id !== undefined) return id
-    throw new Error(`unknown group ${text} (/groups)`)
+    let ids = this.history.groupIdsByName(text)
+    if (ids.length !== 1) {
+      try {
+        const list = await this.client.groupList()
+        for (const g of list) this.history.setGroupName(g.groupId, g.name)
+        ids = idsByName(list.map((g) => [g.groupId, g.name]), text)
+      } catch (err) {
+        if (ids.length === 0) throw err // else: say what is known locally
+      }
+    }
+    if (ids.length === 1) return ids[0]
+    if (ids.length === 0) throw new Error(`unknown group ${text} (/groups)`)
+    throw new Error(`${ids.length} groups are named ${text}: ${ids.map((id) => `#${id}`).join(', ')}; pick one by id, e.g. ${cmd} #${ids[ids.length - 1]}${rest}`)
   }
 }
 

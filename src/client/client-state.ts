@@ -1,7 +1,8 @@
 /**
  * What a chat device keeps between runs: the sync cursor (the last inbox version it
  * holds), the outbox (messages not yet acknowledged by the server, resent after a
- * reconnect or a restart) and the session token (for RESUME without the password).
+ * reconnect or a restart), read receipts not yet sent, and the session token (for
+ * RESUME without the password).
  *
  * FileClientState keeps them in one append-only journal of JSON lines, `state.jsonl`,
  * every record fsynced before the call returns. On open the journal is folded and
@@ -27,6 +28,8 @@ export interface ClientState {
   cursor: number
   /** Unacknowledged messages, oldest first. */
   outbox: OutboxEntry[]
+  /** Message ids the user has read whose READ has not gone out yet. */
+  reads: number[]
   /** Session token from the last login, for RESUME. */
   token: Uint8Array | undefined
 }
@@ -38,11 +41,38 @@ export interface ClientStateStore {
   /** Durable before it returns: the message may be transmitted once this returns. */
   addOutbox(entry: OutboxEntry): void
   removeOutbox(clientMsgId: Uint8Array): void
+  /** Durable before it returns (the application may then forget the messages were unread). */
+  addReads(msgIds: number[]): void
+  removeReads(msgIds: number[]): void
   saveToken(token: Uint8Array | undefined): void
   close(): void
 }
 
 export const hexId = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+
+/** fsync a file or directory by path (directories: makes a rename in them durable). */
+export const fsyncPath = (path: string): void => {
+  const fd = openSync(path, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Replace the file at `path` (in `dir`) by `text` all at once: written beside it, durable
+ * before it replaces the old one, and the rename durable before appends follow (`sync`
+ * false: tests that do not care about power loss).
+ */
+export const replaceFile = (o: { path: string; dir: string; text: string; sync: boolean }): void => {
+  const tmp = `${o.path}.tmp`
+  writeFileSync(tmp, o.text, { mode: 0o600 })
+  if (o.sync) fsyncPath(tmp)
+  renameSync(tmp, o.path)
+  if (o.sync) fsyncPath(o.dir)
+}
+
 const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'))
 
 const copyEntry = (e: OutboxEntry): OutboxEntry => ({ clientMsgId: e.clientMsgId.slice(), to: { ...e.to }, body: e.body, createdAtMs: e.createdAtMs })
@@ -51,16 +81,18 @@ const copyEntry = (e: OutboxEntry): OutboxEntry => ({ clientMsgId: e.clientMsgId
 export class MemoryClientState implements ClientStateStore {
   private cursor = 0
   private readonly outbox = new Map<string, OutboxEntry>()
+  private readonly reads = new Set<number>()
   private token: Uint8Array | undefined
 
   constructor(initial?: Partial<ClientState>) {
     if (initial?.cursor !== undefined) this.cursor = initial.cursor
     for (const e of initial?.outbox ?? []) this.outbox.set(hexId(e.clientMsgId), copyEntry(e))
+    for (const id of initial?.reads ?? []) this.reads.add(id)
     this.token = initial?.token?.slice()
   }
 
   load(): ClientState {
-    return { cursor: this.cursor, outbox: [...this.outbox.values()].map(copyEntry), token: this.token?.slice() }
+    return { cursor: this.cursor, outbox: [...this.outbox.values()].map(copyEntry), reads: [...this.reads], token: this.token?.slice() }
   }
 
   saveCursor(version: number): void {
@@ -73,6 +105,14 @@ export class MemoryClientState implements ClientStateStore {
 
   removeOutbox(clientMsgId: Uint8Array): void {
     this.outbox.delete(hexId(clientMsgId))
+  }
+
+  addReads(msgIds: number[]): void {
+    for (const id of msgIds) this.reads.add(id)
+  }
+
+  removeReads(msgIds: number[]): void {
+    for (const id of msgIds) this.reads.delete(id)
   }
 
   saveToken(token: Uint8Array | undefined): void {
@@ -88,6 +128,8 @@ type Record =
   | { t: 'token'; token?: string }
   | { t: 'add'; id: string; to: Peer; body: string; at: number }
   | { t: 'remove'; id: string }
+  | { t: 'read'; ids: number[] }
+  | { t: 'read-sent'; ids: number[] }
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 const isHex = (v: unknown, bytes?: number): v is string =>
@@ -121,6 +163,9 @@ const parseRecord = (line: string): Record | undefined => {
         : undefined
     case 'remove':
       return isHex(r.id, CLIENT_MSG_ID_BYTES) ? { t: 'remove', id: r.id } : undefined
+    case 'read':
+    case 'read-sent':
+      return Array.isArray(r.ids) && r.ids.every(isUint) ? { t: r.t, ids: r.ids as number[] } : undefined
     default:
       return undefined
   }
@@ -146,6 +191,7 @@ export class FileClientState implements ClientStateStore {
   readonly dir: string
   private cursor = 0
   private readonly outbox = new Map<string, OutboxEntry>()
+  private readonly reads = new Set<number>()
   private token: Uint8Array | undefined
   private fd: number | undefined
   private recordsSinceCompact = 0
@@ -178,7 +224,7 @@ export class FileClientState implements ClientStateStore {
   }
 
   load(): ClientState {
-    return { cursor: this.cursor, outbox: [...this.outbox.values()].map(copyEntry), token: this.token?.slice() }
+    return { cursor: this.cursor, outbox: [...this.outbox.values()].map(copyEntry), reads: [...this.reads], token: this.token?.slice() }
   }
 
   saveCursor(version: number): void {
@@ -194,6 +240,16 @@ export class FileClientState implements ClientStateStore {
     const id = hexId(clientMsgId)
     if (!this.outbox.has(id)) return
     this.append({ t: 'remove', id })
+  }
+
+  addReads(msgIds: number[]): void {
+    const ids = msgIds.filter((id) => !this.reads.has(id))
+    if (ids.length > 0) this.append({ t: 'read', ids })
+  }
+
+  removeReads(msgIds: number[]): void {
+    const ids = msgIds.filter((id) => this.reads.has(id))
+    if (ids.length > 0) this.append({ t: 'read-sent', ids })
   }
 
   saveToken(token: Uint8Array | undefined): void {
@@ -221,6 +277,12 @@ export class FileClientState implements ClientStateStore {
       case 'remove':
         this.outbox.delete(r.id)
         break
+      case 'read':
+        for (const id of r.ids) this.reads.add(id)
+        break
+      case 'read-sent':
+        for (const id of r.ids) this.reads.delete(id)
+        break
     }
   }
 
@@ -239,24 +301,12 @@ export class FileClientState implements ClientStateStore {
     if (this.cursor > 0) records.push({ t: 'cursor', v: this.cursor })
     if (this.token !== undefined) records.push({ t: 'token', token: hexId(this.token) })
     for (const [id, e] of this.outbox) records.push({ t: 'add', id, to: e.to, body: e.body, at: e.createdAtMs })
+    if (this.reads.size > 0) records.push({ t: 'read', ids: [...this.reads] })
     const path = join(this.dir, STATE_FILE)
-    const tmp = `${path}.tmp`
-    writeFileSync(tmp, records.map((r) => JSON.stringify(r) + '\n').join(''), { mode: 0o600 })
-    if (this.sync) fsyncPath(tmp)
-    renameSync(tmp, path)
-    if (this.sync) fsyncPath(this.dir)
+    replaceFile({ path, dir: this.dir, text: records.map((r) => JSON.stringify(r) + '\n').join(''), sync: this.sync })
     if (this.fd !== undefined) closeSync(this.fd)
     this.fd = openSync(path, 'a', 0o600)
     this.recordsSinceCompact = 0
-  }
-}
-
-const fsyncPath = (path: string): void => {
-  const fd = openSync(path, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
   }
 }
 

@@ -5,12 +5,16 @@
  * lines, `history.jsonl`, next to the client state; compacted on open (the newest
  * HISTORY_KEEP messages of each conversation are kept). Unreadable lines are skipped.
  *
- * Not fsynced: it is a display cache. Messages are de-duplicated by msgId, so entries
- * that sync delivers again after a crash are stored once.
+ * Inbox entries are synced only once (the sync cursor moves past them), so what sync
+ * delivered must be durable before the cursor that covers it: sync() fsyncs the appends
+ * (the UI calls it on the core's 'applied' event, right before the cursor is saved), and
+ * compaction fsyncs the new file before renaming it and the directory after. Messages
+ * are de-duplicated by msgId, so entries that sync delivers again are stored once.
  */
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Peer, ReceiptStatus } from '../protocol/chat-types.js'
+import { replaceFile } from './client-state.js'
 
 /** 'u:<userId>' for a 1:1 conversation, 'g:<groupId>' for a group. */
 export type ConvKey = string
@@ -19,6 +23,18 @@ export const convOf = (peer: Peer): ConvKey => (peer.kind === 'user' ? `u:${peer
 export const peerOf = (conv: ConvKey): Peer => {
   const id = Number(conv.slice(2))
   return conv.startsWith('g:') ? { kind: 'group', groupId: id } : { kind: 'user', userId: id }
+}
+
+/**
+ * The ids whose name is exactly `name`, or when there is none, whose name matches it
+ * ignoring case. Several ids mean the name is ambiguous: callers must not pick one.
+ */
+export const idsByName = (names: Iterable<[number, string]>, name: string): number[] => {
+  const all = [...names]
+  const exact = all.filter(([, n]) => n === name)
+  if (exact.length > 0) return exact.map(([id]) => id)
+  const want = name.toLowerCase()
+  return all.filter(([, n]) => n.toLowerCase() === want).map(([id]) => id)
 }
 
 export interface HistoryMessage {
@@ -92,9 +108,20 @@ const parse = (text: string): Line | undefined => {
   }
 }
 
+export interface ChatHistoryOptions {
+  /** Skip fsync (tests that do not care about power loss). Default false. */
+  noSync?: boolean
+}
+
 export class ChatHistory {
   readonly corruptLines: number
+  private readonly dir: string | undefined
   private readonly path: string | undefined
+  private readonly fsync: boolean
+  /** The history file, open for appending (undefined: in memory only, or closed). */
+  private fd: number | undefined
+  /** Appended since the last sync(). */
+  private dirty = false
   private readonly convs = new Map<ConvKey, HistoryItem[]>()
   private readonly msgIds = new Set<number>()
   private readonly eventVersions = new Set<number>()
@@ -105,10 +132,12 @@ export class ChatHistory {
   readonly groupNames = new Map<number, string>()
 
   /** `dir` undefined: in memory only. */
-  constructor(dir?: string) {
+  constructor(dir?: string, options: ChatHistoryOptions = {}) {
     let corrupt = 0
+    this.fsync = options.noSync !== true
     if (dir !== undefined) {
       mkdirSync(dir, { recursive: true, mode: 0o700 })
+      this.dir = dir
       this.path = join(dir, FILE)
       let text = ''
       try {
@@ -123,8 +152,24 @@ export class ChatHistory {
         else this.apply(line)
       }
       this.compact()
+      this.fd = openSync(this.path, 'a', 0o600)
     }
     this.corruptLines = corrupt
+  }
+
+  /** Make every append so far durable (one fsync, none when nothing was appended). */
+  sync(): void {
+    if (!this.dirty || this.fd === undefined) return
+    if (this.fsync) fsyncSync(this.fd)
+    this.dirty = false
+  }
+
+  /** sync(), then close the file (later changes stay in memory only). */
+  close(): void {
+    if (this.fd === undefined) return
+    this.sync()
+    closeSync(this.fd)
+    this.fd = undefined
   }
 
   /** Store a message; false when its msgId is already stored. */
@@ -167,10 +212,9 @@ export class ChatHistory {
     return undefined
   }
 
-  groupIdByName(name: string): number | undefined {
-    const want = name.toLowerCase()
-    for (const [id, n] of this.groupNames) if (n.toLowerCase() === want) return id
-    return undefined
+  /** The ids of the known groups with this name (see idsByName); several groups may share a name. */
+  groupIdsByName(name: string): number[] {
+    return idsByName(this.groupNames, name)
   }
 
   /** The last `limit` items of a conversation, oldest first. */
@@ -216,7 +260,9 @@ export class ChatHistory {
 
   private write(line: Line): void {
     this.apply(line)
-    if (this.path !== undefined) appendFileSync(this.path, JSON.stringify(line) + '\n', { mode: 0o600 })
+    if (this.fd === undefined) return
+    writeSync(this.fd, JSON.stringify(line) + '\n')
+    this.dirty = true
   }
 
   private apply(line: Line): void {
@@ -261,7 +307,7 @@ export class ChatHistory {
   }
 
   private compact(): void {
-    if (this.path === undefined) return
+    if (this.path === undefined || this.dir === undefined) return
     const lines: Line[] = []
     for (const [id, name] of this.userNames) lines.push({ t: 'name', id, name })
     for (const [id, name] of this.groupNames) lines.push({ t: 'gname', id, name })
@@ -282,8 +328,6 @@ export class ChatHistory {
         for (const by of this.read.get(it.msgId) ?? []) lines.push({ t: 'r', id: it.msgId, s: 'read', by })
       }
     }
-    const tmp = `${this.path}.tmp`
-    writeFileSync(tmp, lines.map((l) => JSON.stringify(l) + '\n').join(''), { mode: 0o600 })
-    renameSync(tmp, this.path)
+    replaceFile({ path: this.path, dir: this.dir, text: lines.map((l) => JSON.stringify(l) + '\n').join(''), sync: this.fsync })
   }
 }

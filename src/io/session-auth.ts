@@ -6,6 +6,7 @@
  * Transport-agnostic: it talks to sessions through SessionIo, which the UDP endpoint
  * implements and the simulated-network tests implement over a core Endpoint.
  */
+import { sameBytes } from '../core/bytes.js'
 import { ErrorCode } from '../core/errors.js'
 import type { Session } from '../core/session/session.js'
 import { type SessionAuth, handleLoginMessage } from '../server/accounts/login-handler.js'
@@ -93,6 +94,32 @@ export class SessionAuthenticator {
     return sessions.length
   }
 
+  /**
+   * Close every live session whose token `isValid` no longer accepts (revoked by another
+   * process, like the admin CLI's kick and passwd, or expired), `perTurn` sessions per
+   * event-loop turn so 100,000 of them do not stall the server. Returns how many closed.
+   */
+  async revalidate(isValid: (auth: SessionAuth) => Promise<boolean>, perTurn = 500): Promise<number> {
+    const sessions: Session[] = []
+    for (const entry of this.byUser.values()) {
+      if (entry instanceof Set) sessions.push(...entry)
+      else sessions.push(entry)
+    }
+    let closed = 0
+    for (let i = 0; i < sessions.length; i++) {
+      if (i > 0 && i % perTurn === 0) await new Promise<void>((resolve) => setImmediate(resolve))
+      const session = sessions[i]
+      const a = this.auth.get(session)
+      if (a === undefined || !session.isActive() || (await isValid(a))) continue
+      // Checked again: the session may have logged out or closed while the token was looked up.
+      if (this.auth.get(session) !== a || !session.isActive()) continue
+      this.o.log.info({ session: session.traceId, userId: a.userId }, 'token revoked or expired: closing the session')
+      this.o.io.closeSession(session, ErrorCode.APPLICATION_CLOSE, 'token revoked')
+      closed++
+    }
+    return closed
+  }
+
   /** The session is gone (closed): drop its authentication. */
   forget(session: Session): void {
     const a = this.auth.get(session)
@@ -107,6 +134,16 @@ export class SessionAuthenticator {
     this.o.onDeauthenticated?.(session, a)
   }
 
+  private closeOthersWithToken(session: Session, a: SessionAuth): void {
+    const entry = this.byUser.get(a.userId)
+    if (entry === undefined) return
+    for (const other of entry instanceof Set ? [...entry] : [entry]) {
+      const o = this.auth.get(other)
+      if (other === session || o === undefined || !sameBytes(o.token, a.token)) continue
+      this.o.io.closeSession(other, ErrorCode.APPLICATION_CLOSE, 'logged out')
+    }
+  }
+
   private async handle(session: Session, fromAddress: string, data: Uint8Array): Promise<void> {
     if (!session.isActive()) return
     const nowMs = this.o.nowMs?.() ?? Date.now()
@@ -114,7 +151,11 @@ export class SessionAuthenticator {
     if (result.error !== undefined) this.o.log.error({ err: result.error, session: session.traceId }, 'account store failure during login')
     if (!session.isActive()) return
     this.o.io.send(session, CONTROL_STREAM, result.reply)
+    const before = this.auth.get(session)
     this.forget(session)
+    // LOGOUT revoked the token: other sessions resumed with it (the same device
+    // reconnecting, or a copied token) end too.
+    if (result.loggedOut && before !== undefined) this.closeOthersWithToken(session, before)
     if (result.auth !== undefined) {
       this.auth.set(session, result.auth)
       const entry = this.byUser.get(result.auth.userId)

@@ -99,6 +99,8 @@ export const runAdmin = async (argv: string[], io: AdminIo): Promise<number> => 
       case 'passwd': {
         const user = await requireUser(store, name)
         const password = await readPassword(values['password-file'], io)
+        // New hash first, then the revocation: LoginService relies on this order (a login
+        // that still sees the old hash after storing its token is covered by the revocation).
         await store.setPassword({ userId: user.userId, passwordHash: await hashPassword(password) })
         const revoked = await store.revokeAllForUser({ userId: user.userId, nowMs: io.nowMs() })
         io.stdout.write(`password of ${name} changed; ${revoked} session(s) revoked\n`)

@@ -15,6 +15,8 @@ import type { UdpAddress } from '../io/address.js'
 import { logSessionEvent } from '../io/session-log.js'
 import { type Logger, silentLogger } from '../io/logger.js'
 import { CONTROL_STREAM, SessionAuthenticator } from '../io/session-auth.js'
+import { sendableMessageBytes } from '../core/session/sizing.js'
+import type { SessionAuth } from './accounts/login-handler.js'
 import { UdpEndpoint } from '../io/udp-endpoint.js'
 import type { AccountStore } from '../store/account-store.js'
 import { GroupCommit } from '../store/group-commit.js'
@@ -45,6 +47,8 @@ export interface ChatServerOptions {
   /** Inbox retention, applied every retentionIntervalMs (default 60 s). */
   retention?: { days?: number; messagesPerUser?: number }
   retentionIntervalMs?: number
+  /** The message store failed for good (see MessagingServiceOptions.onStoreFailed). */
+  onStoreFailed?: (err: Error) => void
 }
 
 export interface ChatServer {
@@ -56,6 +60,8 @@ export interface ChatServer {
   commit: GroupCommit
   /** Close every live session of a user (after LoginService.kick revoked its tokens). */
   kickUser(userId: number): number
+  /** Close the live sessions whose token `isValid` rejects (see SessionAuthenticator.revalidate). */
+  revalidateSessions(isValid: (auth: SessionAuth) => Promise<boolean>): Promise<number>
   /** Apply the retention policy now; returns the entries deleted. */
   pruneNow(): Promise<number>
   /** Close every session, then commit what is pending. The stores stay open (the caller owns them). */
@@ -80,7 +86,7 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
     handshakeLimit: o.handshakeLimit,
   })
   const commit = new GroupCommit({ store: o.messages, windowMs: o.commitWindowMs })
-  const messaging = new MessagingService({ store: o.messages, accounts: o.accounts, commit, log: log.child({ component: 'messaging' }), limits: o.limits })
+  const messaging = new MessagingService({ store: o.messages, accounts: o.accounts, commit, log: log.child({ component: 'messaging' }), limits: o.limits, onStoreFailed: o.onStoreFailed })
   const links = new Map<Session, ChatLink>()
   const linkFor = (session: Session, userId: number, deviceId: number): ChatLink => new SessionLink(endpoint, session, userId, deviceId)
   const auth = new SessionAuthenticator({
@@ -122,7 +128,8 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
     logSessionEvent(log, e)
   })
   const policy = (): RetentionPolicy => ({
-    olderThanMs: o.retention?.days === undefined ? undefined : Date.now() - o.retention.days * DAY_MS,
+    // Days reaching back before 1970 keep everything by age (a negative cutoff is refused by the store).
+    olderThanMs: o.retention?.days === undefined ? undefined : Math.max(0, Date.now() - o.retention.days * DAY_MS),
     keepLastPerUser: o.retention?.messagesPerUser,
   })
   const pruneNow = async (): Promise<number> => {
@@ -143,6 +150,7 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
     messaging,
     commit,
     kickUser: (userId) => auth.kick(userId),
+    revalidateSessions: (isValid) => auth.revalidate(isValid),
     pruneNow,
     close: async () => {
       if (retentionTimer !== undefined) clearInterval(retentionTimer)
@@ -164,6 +172,11 @@ class SessionLink implements ChatLink {
 
   get traceId(): string {
     return this.session.traceId
+  }
+
+  /** Session.send refuses anything larger (the device's transport parameter, or ours). */
+  get maxMessageBytes(): number {
+    return sendableMessageBytes(this.session)
   }
 
   send(bytes: Uint8Array): boolean {

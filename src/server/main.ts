@@ -6,8 +6,9 @@ import { createLogger, type Logger } from '../io/logger.js'
 import { type QlogFile, openQlogFile } from '../io/qlog.js'
 import type { ServerSecurity } from '../core/session/secure-handshake.js'
 import { LoginService } from './accounts/login.js'
-import { SessionTokens, loadOrCreateTokenSecret } from './accounts/tokens.js'
-import { openSqliteStores } from '../store/sqlite-message-store.js'
+import { SessionTokens, TokenError, loadOrCreateTokenSecret } from './accounts/tokens.js'
+import type { SessionAuth } from './accounts/login-handler.js'
+import { type SqliteStores, openSqliteStores } from '../store/sqlite-message-store.js'
 import { loadOrCreateServerKey, toHex } from '../io/server-key.js'
 import { type ChatServer, type ChatServerOptions, startChatServer } from './chat-server.js'
 import { HELP, type Settings, parseSettings } from './settings.js'
@@ -23,6 +24,59 @@ const listen = async (settings: Settings, log: Logger, options: Omit<ChatServerO
     log.info({ code }, 'no IPv6 here, listening on IPv4 only')
     return startChatServer({ ...options, host: '0.0.0.0' })
   }
+}
+
+/** How often the server looks whether another process (the admin CLI) wrote the database. */
+const REVOCATION_CHECK_INTERVAL_MS = 1_000
+/** Expired tokens end their sessions this often at the latest. */
+const EXPIRY_CHECK_INTERVAL_MS = 3_600_000
+
+/**
+ * Tokens revoked by another process (the admin CLI's kick and passwd write the database;
+ * only this process knows the live sessions) close the sessions that use them: when
+ * PRAGMA data_version shows another connection committed, every live session's token is
+ * verified again (a store lookup each, spread over event-loop turns); hourly too, so
+ * that sessions of expired tokens end, and the expired tokens' rows are deleted.
+ */
+const watchRevocations = (o: { server: ChatServer; stores: SqliteStores; tokens: SessionTokens; log: Logger }): void => {
+  const dataVersion = (): number => o.stores.accounts.db.pragma('data_version', { simple: true }) as number
+  let seenVersion = dataVersion()
+  let lastHourlyMs = Date.now()
+  let running = false
+  const isValid = async (auth: SessionAuth): Promise<boolean> => {
+    try {
+      await o.tokens.verify({ token: auth.token, nowMs: Date.now() })
+      return true
+    } catch (err) {
+      if (err instanceof TokenError) return false
+      throw err
+    }
+  }
+  setInterval(() => {
+    if (running) return
+    let version: number
+    try {
+      version = dataVersion()
+    } catch {
+      return // the database is closing
+    }
+    const hourly = Date.now() - lastHourlyMs >= EXPIRY_CHECK_INTERVAL_MS
+    if (version === seenVersion && !hourly) return
+    seenVersion = version
+    if (hourly) lastHourlyMs = Date.now()
+    running = true
+    o.server
+      .revalidateSessions(isValid)
+      .then(async (closed) => {
+        if (closed > 0) o.log.info({ closed }, 'sessions of revoked or expired tokens closed')
+        // Expired tokens are refused by their own expiry time: their rows only take room.
+        if (hourly) await o.stores.accounts.deleteExpiredTokens({ beforeMs: Date.now() })
+      })
+      .catch((err: unknown) => o.log.error({ err }, 'checking the live sessions\' tokens failed'))
+      .finally(() => {
+        running = false
+      })
+  }, REVOCATION_CHECK_INTERVAL_MS).unref()
 }
 
 const main = async (): Promise<void> => {
@@ -48,6 +102,7 @@ const main = async (): Promise<void> => {
   const stores = openSqliteStores({ dataDir: settings.dataDir })
   const tokens = new SessionTokens({ store: stores.accounts, secret: loadOrCreateTokenSecret(settings.dataDir) })
   let server: ChatServer | undefined
+  let stopping = false
   const login = new LoginService({ store: stores.accounts, tokens, openRegistration: settings.openRegistration, onKick: (e) => server?.kickUser(e.userId) })
   server = await listen(settings, log, {
     port: settings.port,
@@ -62,6 +117,13 @@ const main = async (): Promise<void> => {
     limits: { maxBodyBytes: settings.maxMessageBytes, sendRatePerSecond: settings.sendRatePerSecond, sendBurst: 4 * settings.sendRatePerSecond, maxGroupSize: settings.maxGroupSize },
     commitWindowMs: settings.commitWindowMs,
     retention: { days: settings.retentionDays, messagesPerUser: settings.retentionMessages },
+    // A commit that cannot be confirmed durable (the WAL sync failed): stop, so that the
+    // supervisor restarts us and SQLite's recovery decides what is on disk; clients
+    // reconnect and send their outboxes again (idempotent).
+    onStoreFailed: (err) => {
+      log.fatal({ err }, 'the message store failed: stopping (restart the server)')
+      void stop('store failed', 1)
+    },
   })
   // Whatever the level, say where we listen: scripts and tests wait for this line.
   const announce = log.isLevelEnabled('info') ? log : log.child({}, { level: 'info' })
@@ -82,26 +144,34 @@ const main = async (): Promise<void> => {
     'listening',
   )
 
-  let stopping = false
-  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+  const stop = async (reason: string, exitCode: number): Promise<void> => {
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting without waiting')
-      process.exit(1)
+      if (reason === 'SIGINT' || reason === 'SIGTERM') {
+        log.warn({ signal: reason }, 'second signal: exiting without waiting')
+        process.exit(1)
+      }
+      return
     }
     stopping = true
-    log.info({ signal, sessions: server.endpoint.core.sessionCount }, 'shutting down')
-    await server.close()
-    await stores.close()
+    log.info({ reason, sessions: server?.endpoint.core.sessionCount }, 'shutting down')
+    try {
+      await server?.close()
+      await stores.close()
+    } catch (err) {
+      log.error({ err }, 'shutdown incomplete')
+      exitCode = 1
+    }
     try {
       await qlog?.close()
     } catch (err) {
       log.error({ err }, 'qlog file could not be written completely')
     }
-    log.info({ endpoint: server.endpoint.core.stats, io: server.endpoint.stats, messaging: server.messaging.stats, commit: server.commit.stats }, 'stopped')
-    process.exit(0)
+    log.info({ endpoint: server?.endpoint.core.stats, io: server?.endpoint.stats, messaging: server?.messaging.stats, commit: server?.commit.stats }, 'stopped')
+    process.exit(exitCode)
   }
-  process.on('SIGINT', (s) => void stop(s))
-  process.on('SIGTERM', (s) => void stop(s))
+  watchRevocations({ server, stores, tokens, log })
+  process.on('SIGINT', (s) => void stop(s, 0))
+  process.on('SIGTERM', (s) => void stop(s, 0))
 }
 
 main().catch((err: unknown) => {

@@ -42,7 +42,7 @@ Flags win over the environment, which wins over the file.
   --key-log FILE       append session secrets to FILE (SSLKEYLOGFILE style) so
                        the inspector can decrypt captures; for debugging only
   --qlog FILE          write protocol trace events to FILE as JSON lines
-  --log-level L        trace, debug, info, warn, error (default info)
+  --log-level L        trace, debug, info, warn, error, fatal (default info)
   --log-format F       json or pretty (default: pretty on a terminal, else json)
   --help               show this help
 
@@ -65,9 +65,13 @@ export interface Settings {
   commitWindowMs: number
   keyLogFile: string | undefined
   qlog: string | undefined
-  logLevel: string
+  logLevel: LogLevel
   logPretty: boolean
 }
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+const isLogLevel = (s: string): s is LogLevel => (LOG_LEVELS as readonly string[]).includes(s)
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -104,7 +108,8 @@ const readConfigFile = (path: string): Record<string, unknown> => {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`config file ${path}: expected a JSON object`)
   for (const key of Object.keys(parsed)) {
-    if (!(key in OPTIONS) || key === 'help' || key === 'config') throw new Error(`config file ${path}: unknown setting ${JSON.stringify(key)}`)
+    // Own properties only: `in` also finds "constructor", "toString"... on the prototype.
+    if (!Object.hasOwn(OPTIONS, key) || key === 'help' || key === 'config') throw new Error(`config file ${path}: unknown setting ${JSON.stringify(key)}`)
   }
   return parsed as Record<string, unknown>
 }
@@ -113,6 +118,7 @@ export const parseSettings = (argv: string[], env: NodeJS.ProcessEnv, stdoutIsTt
   const { values: flags } = parseArgs({ args: argv, options: OPTIONS, strict: true })
   if (flags.help === true) return 'help'
   const configPath = flags.config ?? env.PIGEON_CONFIG
+  if (configPath !== undefined && configPath.trim() === '') throw new Error('config: expected a file name, got an empty value')
   const file = configPath === undefined ? {} : readConfigFile(configPath)
   /** The raw value of one setting, by precedence; strings from flags/env, anything from the file. */
   const raw = (name: OptionName): unknown => flags[name] ?? env[envName(name)] ?? file[name]
@@ -120,6 +126,8 @@ export const parseSettings = (argv: string[], env: NodeJS.ProcessEnv, stdoutIsTt
     const v = raw(name)
     if (v === undefined) return undefined
     if (typeof v !== 'string' && typeof v !== 'number') throw new Error(`${name}: expected a string, got ${JSON.stringify(v)}`)
+    // An empty PIGEON_PORT= is a mistake, not "unset": Number('') is 0 (a random port).
+    if (typeof v === 'string' && v.trim() === '') throw new Error(`${name}: expected a value, got ${JSON.stringify(v)}`)
     return String(v)
   }
   const bool = (name: OptionName): boolean => {
@@ -131,13 +139,16 @@ export const parseSettings = (argv: string[], env: NodeJS.ProcessEnv, stdoutIsTt
   const int = (name: OptionName, min: number, max: number): number | undefined => {
     const t = text(name)
     if (t === undefined) return undefined
-    const n = Number(t)
+    // Decimal digits only: Number() also takes '0x1e14', '1e3' and ' 7 '.
+    const n = /^[0-9]{1,16}$/.test(t) ? Number(t) : NaN
     if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(t)}`)
     return n
   }
   const dataDir = text('data-dir') ?? 'data'
   const logFormat = text('log-format')
   if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'pretty') throw new Error(`log-format: expected json or pretty, got ${JSON.stringify(logFormat)}`)
+  const logLevel = text('log-level') ?? 'info'
+  if (!isLogLevel(logLevel)) throw new Error(`log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
   return {
     host: text('host'),
     port: int('port', 0, 65_535) ?? 7700,
@@ -154,7 +165,7 @@ export const parseSettings = (argv: string[], env: NodeJS.ProcessEnv, stdoutIsTt
     commitWindowMs: int('commit-window-ms', 0, 1000) ?? 1,
     keyLogFile: text('key-log'),
     qlog: text('qlog'),
-    logLevel: text('log-level') ?? 'info',
+    logLevel,
     logPretty: logFormat === undefined ? stdoutIsTty : logFormat === 'pretty',
   }
 }

@@ -62,6 +62,12 @@ export interface AccountStore {
   listUsers(): Promise<UserRecord[]>
   /** Throws UNKNOWN_USER. */
   setPassword(args: { userId: number; passwordHash: string }): Promise<void>
+  /**
+   * Compare-and-set: store passwordHash only if the stored hash is still expectedPasswordHash
+   * (a login upgrading a weak hash must not undo a concurrent password change). False if it
+   * is not, or the user is unknown.
+   */
+  replacePasswordHash(args: { userId: number; expectedPasswordHash: string; passwordHash: string }): Promise<boolean>
 
   /** Throws UNKNOWN_USER, DEVICE_EXISTS. */
   createDevice(args: { userId: number; name: string; nowMs: number }): Promise<DeviceRecord>

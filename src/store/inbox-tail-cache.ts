@@ -16,9 +16,9 @@ import { LRUCache } from 'lru-cache'
 import type { InboxEntry } from '../protocol/chat-types.js'
 
 export interface InboxTailCacheOptions {
-  /** Entries kept per user (the newest). Default 64. */
+  /** Entries kept per user (the newest). Default 256: a sender with 64 messages in flight has 128 new entries (its copies and their receipts) by its next sync. */
   entriesPerUser?: number
-  /** Approximate bytes for all tails together. Default 32 MiB. */
+  /** Approximate bytes for all tails together. Default 64 MiB. */
   maxBytes?: number
 }
 
@@ -40,8 +40,8 @@ export class InboxTailCache {
   private readonly entriesPerUser: number
 
   constructor(options: InboxTailCacheOptions = {}) {
-    this.entriesPerUser = Math.max(1, options.entriesPerUser ?? 64)
-    this.tails = new LRUCache<number, Tail>({ maxSize: Math.max(1024, options.maxBytes ?? 32 * 1024 * 1024), sizeCalculation: (t) => Math.max(1, t.bytes) })
+    this.entriesPerUser = Math.max(1, options.entriesPerUser ?? 256)
+    this.tails = new LRUCache<number, Tail>({ maxSize: Math.max(1024, options.maxBytes ?? 64 * 1024 * 1024), sizeCalculation: (t) => Math.max(1, t.bytes) })
   }
 
   /** A durable entry of `userId`'s inbox, in version order. */

@@ -51,11 +51,20 @@ export class MemoryAccountStore implements AccountStore {
     user.passwordHash = args.passwordHash
   }
 
+  async replacePasswordHash(args: { userId: number; expectedPasswordHash: string; passwordHash: string }): Promise<boolean> {
+    this.open()
+    const user = this.users.get(args.userId)
+    if (!user || user.passwordHash !== args.expectedPasswordHash) return false
+    user.passwordHash = args.passwordHash
+    return true
+  }
+
   async createDevice(args: { userId: number; name: string; nowMs: number }): Promise<DeviceRecord> {
     this.open()
     checkDeviceName(args.name)
     if (!this.users.has(args.userId)) throw new StoreError('UNKNOWN_USER', `no user ${args.userId}`)
-    if (await this.getDeviceByName(args)) throw new StoreError('DEVICE_EXISTS', `device ${args.name} exists`)
+    // No await between this check and the insert, or two concurrent creates both pass it.
+    if (this.findDevice(args)) throw new StoreError('DEVICE_EXISTS', `device ${args.name} exists`)
     const device: DeviceRecord = { deviceId: this.nextDeviceId++, userId: args.userId, name: args.name, createdAtMs: args.nowMs, lastSeenAtMs: args.nowMs }
     this.devices.set(device.deviceId, device)
     return { ...device }
@@ -68,8 +77,7 @@ export class MemoryAccountStore implements AccountStore {
 
   async getDeviceByName(args: { userId: number; name: string }): Promise<DeviceRecord | undefined> {
     this.open()
-    for (const d of this.devices.values()) if (d.userId === args.userId && d.name === args.name) return { ...d }
-    return undefined
+    return copy(this.findDevice(args))
   }
 
   async listDevices(userId: number): Promise<DeviceRecord[]> {
@@ -140,6 +148,11 @@ export class MemoryAccountStore implements AccountStore {
 
   async close(): Promise<void> {
     this.closed = true
+  }
+
+  private findDevice(args: { userId: number; name: string }): DeviceRecord | undefined {
+    for (const d of this.devices.values()) if (d.userId === args.userId && d.name === args.name) return d
+    return undefined
   }
 
   private open(): void {

@@ -6,10 +6,11 @@
  * (`{ accounts }`, its getUserById is asked) or a `userExists(userId)` function; users are
  * never deleted, so a user once found is cached and later writes for it need no await.
  * applyBatch validates the whole batch first (shapes, users, groups) and only then
- * applies it, so a batch is all or nothing like the SQLite transaction. When every user
- * of a batch is already cached it applies synchronously inside the call; otherwise it
- * awaits the lookups first, so two applyBatch calls made without awaiting each other may
- * apply out of call order (GroupCommit never has two in flight).
+ * applies it, so a batch is all or nothing like the SQLite transaction. Batches apply one
+ * at a time in call order, as in the SQLite store (serial-queue.ts): when none is pending
+ * and every user of a batch is already cached it applies synchronously inside the call;
+ * otherwise it waits for the batches before it and the user lookups. close() refuses new
+ * calls at once and resolves when the batches called before it are applied.
  *
  * Retention (pruneInboxes) deletes inbox entries and then every message no inbox entry of
  * kind 'message' refers to any more (with its receipts), as the SQLite store does.
@@ -17,6 +18,7 @@
 import type { InboxEntry, Peer, ReceiptStatus } from '../protocol/chat-types.js'
 import type { AccountStore } from './account-store.js'
 import { checkGroupName, checkInboxWrite, orderVersionsLike, uniqueUserIds } from './group-commit.js'
+import { SerialQueue } from './serial-queue.js'
 import {
   MessageStoreError,
   type GroupRecord,
@@ -130,6 +132,8 @@ export class MemoryMessageStore implements MessageStore {
   private nextGroupId = 1
   private nextMsgId = 1
   private closed = false
+  /** Batches (and close) one at a time, in call order. */
+  private readonly queue = new SerialQueue()
 
   constructor(options: MemoryMessageStoreOptions) {
     if ('userExists' in options) {
@@ -234,6 +238,12 @@ export class MemoryMessageStore implements MessageStore {
   async applyBatch(writes: InboxWrite[]): Promise<InboxWriteResult[]> {
     this.open()
     if (!Array.isArray(writes)) throw invalid('writes is not an array')
+    for (const w of writes) checkInboxWrite(w)
+    return this.queue.run(() => this.applyInTurn(writes))
+  }
+
+  /** Its turn come; close() waits for it, so it does not check `closed` again. */
+  private async applyInTurn(writes: InboxWrite[]): Promise<InboxWriteResult[]> {
     const n = writes.length
     // 1. shapes; the inboxes of each write, each once
     const inboxIds: number[][] = new Array(n)
@@ -244,7 +254,6 @@ export class MemoryMessageStore implements MessageStore {
     }
     for (let i = 0; i < n; i++) {
       const w = writes[i]
-      checkInboxWrite(w)
       if (w.kind === 'receipt' || w.kind === 'fin') continue
       const ids = uniqueUserIds(w.inboxUserIds)
       inboxIds[i] = ids
@@ -255,10 +264,7 @@ export class MemoryMessageStore implements MessageStore {
       }
     }
     // 2. users not seen before (the only await, skipped when all are cached)
-    if (missing !== undefined) {
-      await this.loadUsers(missing)
-      this.open()
-    }
+    if (missing !== undefined) await this.loadUsers(missing)
     // 3. validate against the state the batch will see, so that applying cannot fail
     const created = new Set<string>()
     for (let i = 0; i < n; i++) {
@@ -394,6 +400,16 @@ export class MemoryMessageStore implements MessageStore {
     return out
   }
 
+  /** Pruned copies count as absent (as in the SQLite store). */
+  async hasInboxCopy(args: { userId: number; msgId: number }): Promise<boolean> {
+    this.open()
+    if (!isId(args.userId)) throw invalid(`userId ${String(args.userId)}`)
+    if (!isId(args.msgId)) throw invalid(`msgId ${String(args.msgId)}`)
+    const m = this.messages.get(args.msgId)
+    const copy = m?.versions.find((v) => v.userId === args.userId)
+    return copy !== undefined && this.hasEntry(copy.userId, copy.version)
+  }
+
   async getMessage(msgId: number): Promise<StoredMessage | undefined> {
     this.open()
     const m = this.messages.get(msgId)
@@ -460,6 +476,7 @@ export class MemoryMessageStore implements MessageStore {
 
   async close(): Promise<void> {
     this.closed = true
+    await this.queue.run(() => undefined)
   }
 
   // ---- internals ----

@@ -13,12 +13,23 @@
  */
 import type { GroupEventKind, InboxEntry, Peer, ReceiptStatus } from '../protocol/chat-types.js'
 
-export type MessageStoreErrorCode = 'UNKNOWN_USER' | 'UNKNOWN_GROUP' | 'NOT_A_MEMBER' | 'ALREADY_MEMBER' | 'INVALID_ARGUMENT' | 'STORE_CLOSED'
+/**
+ * STORE_FAILED: a durable commit could not be confirmed (the WAL sync failed); the store
+ * refuses every later call until the server is restarted (see SqliteMessageStore).
+ */
+export type MessageStoreErrorCode =
+  | 'UNKNOWN_USER'
+  | 'UNKNOWN_GROUP'
+  | 'NOT_A_MEMBER'
+  | 'ALREADY_MEMBER'
+  | 'INVALID_ARGUMENT'
+  | 'STORE_CLOSED'
+  | 'STORE_FAILED'
 
 export class MessageStoreError extends Error {
   readonly code: MessageStoreErrorCode
-  constructor(code: MessageStoreErrorCode, message: string) {
-    super(message)
+  constructor(code: MessageStoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
     this.name = 'MessageStoreError'
     this.code = code
   }
@@ -150,6 +161,7 @@ export interface MessageStore {
   /**
    * Apply every write atomically with one durable commit; results in the same order.
    * A write that fails on its own (unknown message for a receipt) does not fail the batch.
+   * Calls made before an earlier one settled are applied after it, in call order.
    */
   applyBatch(writes: InboxWrite[]): Promise<InboxWriteResult[]>
 
@@ -162,6 +174,12 @@ export interface MessageStore {
   getMessage(msgId: number): Promise<StoredMessage | undefined>
   /** The message a sender created with this client id, if any (idempotency after a cache miss). */
   findByClientMsgId(args: { senderUserId: number; clientMsgId: Uint8Array }): Promise<StoredMessage | undefined>
+  /**
+   * Whether the user's inbox holds an entry of kind message for msgId, as readInbox would
+   * serve it: false once that entry was pruned, and false while it is not yet durable.
+   * Throws INVALID_ARGUMENT for ids that are not positive safe integers.
+   */
+  hasInboxCopy(args: { userId: number; msgId: number }): Promise<boolean>
 
   // ---- device cursors ----
   /** Last version the device reported holding (FIN); 0 if never. */
@@ -169,8 +187,9 @@ export interface MessageStore {
   /** Never moves a cursor backwards; returns the cursor before the call. */
   advanceCursor(args: { deviceId: number; version: number }): Promise<number>
 
-  /** Housekeeping: delete inbox entries per the policy; returns how many were deleted. */
+  /** Housekeeping: delete inbox entries per the policy; returns how many were deleted. Runs between batches. */
   pruneInboxes(policy: RetentionPolicy): Promise<number>
 
+  /** Refuses new calls at once; resolves when the batches already called for are applied. */
   close(): Promise<void>
 }

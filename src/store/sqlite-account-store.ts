@@ -151,6 +151,7 @@ export class SqliteAccountStore implements AccountStore {
       userById: db.prepare('SELECT * FROM users WHERE user_id = ?'),
       listUsers: db.prepare('SELECT * FROM users ORDER BY user_id'),
       setPassword: db.prepare('UPDATE users SET password_hash = ? WHERE user_id = ?'),
+      replacePassword: db.prepare('UPDATE users SET password_hash = ? WHERE user_id = ? AND password_hash = ?'),
       insertDevice: db.prepare('INSERT INTO devices (user_id, name, created_at_ms, last_seen_at_ms) VALUES (?, ?, ?, ?)'),
       deviceById: db.prepare('SELECT * FROM devices WHERE device_id = ?'),
       deviceByName: db.prepare('SELECT * FROM devices WHERE user_id = ? AND name = ?'),
@@ -193,6 +194,11 @@ export class SqliteAccountStore implements AccountStore {
   async setPassword(args: { userId: number; passwordHash: string }): Promise<void> {
     const info = this.run(() => this.q.setPassword.run(args.passwordHash, args.userId))
     if (info.changes === 0) throw new StoreError('UNKNOWN_USER', `no user ${args.userId}`)
+  }
+
+  async replacePasswordHash(args: { userId: number; expectedPasswordHash: string; passwordHash: string }): Promise<boolean> {
+    // One statement: atomic against another connection's (the admin CLI's) password change.
+    return this.run(() => this.q.replacePassword.run(args.passwordHash, args.userId, args.expectedPasswordHash)).changes > 0
   }
 
   async createDevice(args: { userId: number; name: string; nowMs: number }): Promise<DeviceRecord> {

@@ -8,15 +8,24 @@
  *   FIN finds the messages it acknowledges, without a read.
  *
  * Batch lifecycle: `beginBatch` inside the transaction, `nextVersion` / `added` per entry,
- * `endBatch` before the commit; then `committed` or `rolledBack`; then, once the WAL is on
- * disk, `durable` (only durable entries are served). Heads become the cached ones when the
- * batch commits; entries when it is durable.
+ * `endBatch` before the commit; then `committed` (which hands back the batch's BatchMemory)
+ * or `rolledBack`; then, once the WAL is on disk, `durable` (only durable entries are
+ * served). Heads become the cached ones when the batch commits; entries when it is durable.
+ * Each batch's state is its own object, so a batch run while another one syncs (inside a
+ * caller's transaction) cannot take or drop the other's entries.
+ *
+ * `durable` appends a batch's entries only if nothing cleared or bypassed the tails since
+ * the batch began (a `generation` counter): pruning, another connection's commit, or a
+ * batch inside a caller's transaction. Appending after a prune would put deleted entries
+ * back (a FIN then adds a receipt for a deleted message and fails its batch); appending
+ * after another connection wrote the same inbox would hide that write.
  *
  * Another connection (the admin CLI, a second process) may write inboxes too:
  * `PRAGMA data_version` changes for this connection when any other connection commits,
  * and then both caches are dropped: checked inside every batch (exact: the batch holds the
- * write lock) and before reads at most once per event-loop turn (the PRAGMA costs about
- * as much as the read it guards; another process's commit may land at any instant anyway).
+ * write lock), when a batch becomes durable, and before reads at most once per event-loop
+ * turn (the PRAGMA costs about as much as the read it guards; another process's commit
+ * may land at any instant anyway).
  */
 import { LRUCache } from 'lru-cache'
 import type { InboxEntry } from '../protocol/chat-types.js'
@@ -26,13 +35,27 @@ import type { SqliteDatabase } from './sqlite-account-store.js'
 /** Users whose head stays cached; more are read again from inbox_heads when needed. */
 const CACHED_HEADS = 200_000
 
+/** What one batch did to the inboxes, from beginBatch until it is durable (or known not to be). */
+export interface BatchMemory {
+  /** userId -> last version the batch assigned: the head once it commits. */
+  readonly heads: Map<number, number>
+  /** userId -> first version the batch assigned: from there on, reads hold back until it is durable. */
+  readonly firstVersions: Map<number, number>
+  readonly entries: Array<{ userId: number; entry: InboxEntry }>
+  /** Users with an entry not kept in memory: their tails are dropped. */
+  readonly untracked: number[]
+  /** InboxMemory's generation when the batch began. */
+  readonly generation: number
+}
+
 export class InboxMemory {
+  private readonly db: SqliteDatabase
   private readonly heads = new LRUCache<number, number>({ max: CACHED_HEADS })
   private readonly tails = new InboxTailCache()
-  /** The batch under way: heads it assigned, entries it inserted, users whose tails it could not extend. */
-  private readonly pendingHeads = new Map<number, number>()
-  private pendingEntries: Array<{ userId: number; entry: InboxEntry }> = []
-  private pendingUntracked: number[] = []
+  /** The batch inside its transaction (transactions are synchronous: one at a time). */
+  private batch: BatchMemory | undefined
+  /** Moves whenever tails were cleared or written around: batches older than it may not append. */
+  private generation = 0
   private readonly readHead
   private readonly writeHead
   private readonly dataVersion
@@ -40,6 +63,7 @@ export class InboxMemory {
   private checkedThisTurn = false
 
   constructor(db: SqliteDatabase) {
+    this.db = db
     this.readHead = db.prepare('SELECT version FROM inbox_heads WHERE user_id = ?').pluck()
     this.writeHead = db.prepare('INSERT INTO inbox_heads (user_id, version) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET version = excluded.version')
     this.dataVersion = db.prepare('PRAGMA data_version').pluck()
@@ -50,21 +74,21 @@ export class InboxMemory {
 
   beginBatch(): void {
     this.noticeOtherWriters()
-    this.pendingHeads.clear()
-    this.pendingEntries = []
-    this.pendingUntracked = []
+    this.batch = { heads: new Map(), firstVersions: new Map(), entries: [], untracked: [], generation: this.generation }
   }
 
   /** The next version of the user's inbox. */
   nextVersion(userId: number): number {
+    const batch = this.current()
     const version = this.currentVersion(userId) + 1
-    this.pendingHeads.set(userId, version)
+    batch.heads.set(userId, version)
+    if (!batch.firstVersions.has(userId)) batch.firstVersions.set(userId, version)
     return version
   }
 
   /** The head as the batch under way sees it (0 for an empty inbox). */
   currentVersion(userId: number): number {
-    const pending = this.pendingHeads.get(userId)
+    const pending = this.batch?.heads.get(userId)
     if (pending !== undefined) return pending
     const cached = this.heads.get(userId)
     if (cached !== undefined) return cached
@@ -75,52 +99,62 @@ export class InboxMemory {
 
   /** An entry the batch inserted, exactly as readInbox would return it. */
   added(userId: number, entry: InboxEntry): void {
-    this.pendingEntries.push({ userId, entry })
+    this.current().entries.push({ userId, entry })
   }
 
   /** The batch inserted an entry of `userId` that is not kept in memory: read that inbox from the table. */
   addedUntracked(userId: number): void {
-    this.pendingUntracked.push(userId)
+    this.current().untracked.push(userId)
   }
 
   /** Last statement of the batch: one head row per touched user. Throws what SQLite throws. */
   endBatch(): void {
-    for (const [userId, version] of this.pendingHeads) this.writeHead.run(userId, version)
+    for (const [userId, version] of this.current().heads) this.writeHead.run(userId, version)
   }
 
   // ---- after the transaction ----
 
-  /** The batch committed; `nested`: inside a caller's transaction, which may still roll back. */
-  committed(nested: boolean): void {
+  /**
+   * The batch committed; `nested`: inside a caller's transaction, which may still roll back
+   * (its heads and entries are forgotten, and it is durable or gone when that one ends).
+   * Returns the batch, for `durable`.
+   */
+  committed(nested: boolean): BatchMemory {
+    const batch = this.current()
+    this.batch = undefined
     if (nested) {
-      for (const userId of this.pendingHeads.keys()) this.heads.delete(userId)
-      this.durable(false)
+      for (const userId of batch.heads.keys()) this.heads.delete(userId)
+      this.generation++ // a batch syncing meanwhile must not append past these entries
+      this.durable(batch, false)
     } else {
-      for (const [userId, version] of this.pendingHeads) this.heads.set(userId, version)
+      for (const [userId, version] of batch.heads) this.heads.set(userId, version)
     }
-    this.pendingHeads.clear()
+    return batch
   }
 
   rolledBack(): void {
-    this.pendingHeads.clear()
-    this.pendingEntries = []
-    this.pendingUntracked = []
+    this.batch = undefined
   }
 
-  /** The committed batch's WAL is on disk (or, `ok` false, not known to be): serve its entries, or forget those inboxes. */
-  durable(ok: boolean): void {
-    for (const { userId, entry } of this.pendingEntries) {
-      if (ok) this.tails.append(userId, entry)
+  /**
+   * The committed batch's WAL is on disk (or, `ok` false, not known to be): serve its
+   * entries, or forget those inboxes. Also forgets them when the tails were cleared or
+   * written around since the batch began (see the top of the file).
+   */
+  durable(batch: BatchMemory, ok: boolean): void {
+    if (this.db.open) this.noticeOtherWriters() // a commit by another connection while this batch synced
+    const append = ok && batch.generation === this.generation
+    for (const { userId, entry } of batch.entries) {
+      if (append) this.tails.append(userId, entry)
       else this.tails.forget(userId)
     }
-    for (const userId of this.pendingUntracked) this.tails.forget(userId)
-    this.pendingEntries = []
-    this.pendingUntracked = []
+    for (const userId of batch.untracked) this.tails.forget(userId)
   }
 
-  /** Entries were deleted: none may be served from memory. */
+  /** Entries were deleted: none may be served from memory, nor appended by a batch begun before. */
   pruned(): void {
     this.tails.clear()
+    this.generation++
   }
 
   // ---- reads ----
@@ -163,5 +197,11 @@ export class InboxMemory {
     this.lastDataVersion = v
     this.heads.clear()
     this.tails.clear()
+    this.generation++
+  }
+
+  private current(): BatchMemory {
+    if (this.batch === undefined) throw new Error('InboxMemory: no batch under way')
+    return this.batch
   }
 }

@@ -9,20 +9,32 @@
  * (frames written to the WAL, not synced) and applyBatch then fdatasyncs the WAL file on
  * libuv's thread pool and resolves only after it returns — the same guarantee as FULL
  * (the WAL holding the commit is on disk before anyone is told), while the server goes on
- * serving meanwhile. Until then the batch's inbox entries are held back from
- * readInbox / inboxHead, so no device can hold an entry a power cut could still undo.
+ * serving meanwhile. Until then the versions the batch wrote are held back from
+ * readInbox / inboxHead / hasInboxCopy, so no device can hold an entry a power cut could
+ * still undo. The WAL file is the one SQLite writes (symlinks resolved: wal-file.ts).
  * Inbox versions come from `inbox_heads` (one counter per user), so they are strictly
  * increasing and never reused, even after entries are pruned. Heads and the newest
  * entries of each written inbox are also kept in memory (sqlite-inbox-memory.ts): a batch
  * writes each touched head once, and a device that keeps up syncs without a read.
+ *
+ * Batches run one at a time, in call order (serial-queue.ts): a batch waits for the one
+ * before it, including its fdatasync, so a retried write's duplicate answer or a FIN's
+ * receipts never rest on a batch that is not yet durable, and the hold-back belongs to one
+ * batch. Pruning and close() take their turn in the same queue; close() refuses new calls
+ * at once and closes once the batches called before it are done.
+ *
+ * A failed fdatasync (EIO, ENOSPC, ...) is final, the PostgreSQL "fsyncgate" lesson: the
+ * batch has committed and may or may not be on disk, and a second fdatasync after EIO can
+ * succeed without the data being there. So the store fails: that batch and every later
+ * call (reads too, which would serve the batch) reject with STORE_FAILED, and only a
+ * restart, whose recovery from the WAL decides what is durable, brings it back. The store
+ * logs nothing (its callers log store errors); `failure` holds the error.
  *
  * Retention (pruneInboxes) deletes inbox rows, then every message whose last 'message'
  * inbox row went with them (its receipts follow by ON DELETE CASCADE). Message ids are
  * AUTOINCREMENT, so a pruned message's id is never handed out again. Receipt rows in the
  * sender's inbox do not keep a message alive (they carry the msgId themselves).
  */
-import { closeSync, fdatasync, openSync } from 'node:fs'
-import { promisify } from 'node:util'
 import type { InboxEntry } from '../protocol/chat-types.js'
 import { checkGroupName, checkInboxWrite, orderVersionsLike, uniqueUserIds } from './group-commit.js'
 import {
@@ -35,7 +47,8 @@ import {
   type StoredMessage,
 } from './message-store.js'
 import { CommitDurability } from './sqlite-durability.js'
-import { InboxMemory } from './sqlite-inbox-memory.js'
+import { type BatchMemory, InboxMemory } from './sqlite-inbox-memory.js'
+import { prepareMessageQueries, type MessageQueries } from './sqlite-message-queries.js'
 import { ACCOUNT_MIGRATIONS, SqliteAccountStore, schemaVersion, type SqliteDatabase } from './sqlite-account-store.js'
 import {
   EVENT_CODE,
@@ -53,6 +66,8 @@ import {
   toStored,
 } from './sqlite-message-rows.js'
 import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from './sqlite-message-schema.js'
+import { SerialQueue } from './serial-queue.js'
+import { WalFile } from './wal-file.js'
 
 const isId = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
@@ -71,24 +86,26 @@ type FinWrite = Extract<InboxWrite, { kind: 'fin' }>
 export interface SqliteMessageStoreOptions {
   /** close() also closes the database. Default false: the account store owns it. */
   ownsDatabase?: boolean
+  /** Syncs the WAL after each batch; default fs.fdatasync on the thread pool. Tests hold or fail it. */
+  fdatasync?: (fd: number) => Promise<void>
 }
-
-const fdatasyncAsync = promisify(fdatasync)
 
 export class SqliteMessageStore implements MessageStore {
   readonly db: SqliteDatabase
   private readonly ownsDatabase: boolean
   private closed = false
-  private readonly q
+  private readonly q: MessageQueries
   private readonly batchTx
   private readonly memory: InboxMemory
   private readonly pruneTx
-  /** WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
-  private readonly syncOffLoop: boolean
   private readonly durability: CommitDurability
-  private walFd: number | undefined
-  /** userId -> lowest version written by the batch whose WAL sync is under way (held back from reads). */
-  private readonly notYetDurable = new Map<number, number>()
+  /** Set for a WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
+  private readonly wal: WalFile | undefined
+  /** Batches, pruning and close, one at a time. */
+  private readonly queue = new SerialQueue()
+  /** userId -> first version written by the batch whose WAL sync is under way (held back from reads). */
+  private holdBack: ReadonlyMap<number, number> | undefined
+  private failedWith: MessageStoreError | undefined
 
   /** `db` must have been opened with SQLITE_MIGRATIONS (openDatabase / SqliteAccountStore). */
   constructor(db: SqliteDatabase, options: SqliteMessageStoreOptions = {}) {
@@ -98,66 +115,7 @@ export class SqliteMessageStore implements MessageStore {
     }
     this.db = db
     this.ownsDatabase = options.ownsDatabase ?? false
-    this.q = {
-      userExists: db.prepare('SELECT 1 FROM users WHERE user_id = ?').pluck(),
-
-      insertContact: db.prepare('INSERT OR IGNORE INTO contacts (user_id, contact_user_id, created_at_ms) VALUES (?, ?, ?)'),
-      deleteContact: db.prepare('DELETE FROM contacts WHERE user_id = ? AND contact_user_id = ?'),
-      listContacts: db.prepare('SELECT contact_user_id FROM contacts WHERE user_id = ? ORDER BY contact_user_id').pluck(),
-
-      insertGroup: db.prepare('INSERT INTO groups (name, created_by_user_id, created_at_ms) VALUES (?, ?, ?)'),
-      groupById: db.prepare('SELECT * FROM groups WHERE group_id = ?'),
-      groupExists: db.prepare('SELECT 1 FROM groups WHERE group_id = ?').pluck(),
-      renameGroup: db.prepare('UPDATE groups SET name = ? WHERE group_id = ?'),
-      insertMember: db.prepare('INSERT INTO group_members (group_id, user_id, joined_at_ms) VALUES (?, ?, ?)'),
-      isMember: db.prepare('SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?').pluck(),
-      deleteMember: db.prepare('DELETE FROM group_members WHERE group_id = ? AND user_id = ?'),
-      listMembers: db.prepare('SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id').pluck(),
-      groupsOf: db.prepare('SELECT g.* FROM group_members m JOIN groups g ON g.group_id = m.group_id WHERE m.user_id = ? ORDER BY m.group_id'),
-
-      insertMessage: db.prepare(`
-        INSERT INTO messages (sender_user_id, sender_device_id, client_msg_id, to_kind, to_id, body, sent_at_ms)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (sender_user_id, client_msg_id) DO NOTHING
-        RETURNING msg_id`).pluck(),
-      messageByClientId: db.prepare(
-        'SELECT msg_id, sender_user_id, sender_device_id, to_kind, to_id, sent_at_ms FROM messages WHERE sender_user_id = ? AND client_msg_id = ?',
-      ),
-      messageById: db.prepare('SELECT msg_id, sender_user_id, sender_device_id, to_kind, to_id, sent_at_ms FROM messages WHERE msg_id = ?'),
-      senderOf: db.prepare('SELECT sender_user_id FROM messages WHERE msg_id = ?').pluck(),
-      copiesOf: db.prepare('SELECT user_id, version FROM inbox WHERE kind = 1 AND msg_id = ?'),
-      insertReceipt: db.prepare('INSERT OR IGNORE INTO receipts (msg_id, by_user_id, status, created_at_ms) VALUES (?, ?, ?, ?)'),
-
-      head: db.prepare('SELECT version FROM inbox_heads WHERE user_id = ?').pluck(),
-      insertMessageEntry: db.prepare('INSERT INTO inbox (user_id, version, kind, msg_id, created_at_ms) VALUES (?, ?, 1, ?, ?)'),
-      insertReceiptEntry: db.prepare('INSERT INTO inbox (user_id, version, kind, msg_id, code, actor_user_id, created_at_ms) VALUES (?, ?, 2, ?, ?, ?, ?)'),
-      insertGroupEntry: db.prepare(
-        'INSERT INTO inbox (user_id, version, kind, group_id, code, actor_user_id, subject_user_id, name, created_at_ms) VALUES (?, ?, 3, ?, ?, ?, ?, ?, ?)',
-      ),
-      readInbox: db.prepare(`
-        SELECT i.version, i.kind, i.msg_id, i.group_id, i.code, i.actor_user_id, i.subject_user_id, i.name, i.created_at_ms,
-               m.sender_user_id, m.sender_device_id, m.client_msg_id, m.to_kind, m.to_id, m.body, m.sent_at_ms
-        FROM inbox i LEFT JOIN messages m ON i.kind = 1 AND m.msg_id = i.msg_id
-        WHERE i.user_id = ? AND i.version > ?
-        ORDER BY i.version
-        LIMIT ?`).raw(),
-
-      // [msg_id, sender_user_id] of the messages from others in versions (after, upTo]
-      heldFromOthers: db.prepare(`
-        SELECT i.msg_id, m.sender_user_id
-        FROM inbox i JOIN messages m ON m.msg_id = i.msg_id
-        WHERE i.user_id = ? AND i.version > ? AND i.version <= ? AND i.kind = 1 AND m.sender_user_id <> ?
-        ORDER BY i.version`).raw(),
-
-      getCursor: db.prepare('SELECT version FROM device_cursors WHERE device_id = ?').pluck(),
-      setCursor: db.prepare('INSERT INTO device_cursors (device_id, version) VALUES (?, ?) ON CONFLICT (device_id) DO UPDATE SET version = excluded.version'),
-
-      inboxUsers: db.prepare('SELECT user_id FROM inbox_heads ORDER BY user_id').pluck(),
-      nthNewest: db.prepare('SELECT version FROM inbox WHERE user_id = ? ORDER BY version DESC LIMIT 1 OFFSET ?').pluck(),
-      deleteUpTo: db.prepare('DELETE FROM inbox WHERE user_id = ? AND version <= ? RETURNING kind, msg_id').raw(),
-      deleteOlder: db.prepare('DELETE FROM inbox WHERE created_at_ms < ? RETURNING kind, msg_id').raw(),
-      deleteOrphan: db.prepare('DELETE FROM messages WHERE msg_id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE kind = 1 AND msg_id = ?)'),
-    }
+    this.q = prepareMessageQueries(db)
     this.batchTx = db.transaction((writes: InboxWrite[], inboxIds: number[][]): InboxWriteResult[] => {
       this.memory.beginBatch()
       const results = new Array<InboxWriteResult>(writes.length)
@@ -174,7 +132,13 @@ export class SqliteMessageStore implements MessageStore {
     this.memory = new InboxMemory(db)
     this.pruneTx = db.transaction((policy: RetentionPolicy): number => this.prune(policy))
     this.durability = new CommitDurability(db)
-    this.syncOffLoop = this.durability.fullSync && db.name !== ':memory:' && db.pragma('journal_mode', { simple: true }) === 'wal'
+    const syncOffLoop = this.durability.fullSync && db.name !== ':memory:' && db.name !== '' && db.pragma('journal_mode', { simple: true }) === 'wal'
+    this.wal = syncOffLoop ? new WalFile(db.name, options.fdatasync) : undefined
+  }
+
+  /** Why the store refuses every call (STORE_FAILED), if it does: a WAL sync failed. */
+  get failure(): MessageStoreError | undefined {
+    return this.failedWith
   }
 
   // ---- contacts ----
@@ -286,33 +250,51 @@ export class SqliteMessageStore implements MessageStore {
       inboxIds[i] = w.kind === 'receipt' || w.kind === 'fin' ? [] : uniqueUserIds(w.inboxUserIds)
     }
     if (writes.length === 0) return []
-    if (!this.syncOffLoop || this.db.inTransaction) {
-      const results = this.runBatch(writes, inboxIds)
-      if (!this.db.inTransaction) this.memory.durable(true)
+    if (this.db.inTransaction) {
+      // Inside a caller's transaction, which decides when (and whether) it is durable: now, unqueued.
+      return this.runBatch(writes, inboxIds).results
+    }
+    return this.queue.run(() => this.applyInTurn(writes, inboxIds))
+  }
+
+  /** The batch's commit and durable sync, its turn in the queue come. */
+  private async applyInTurn(writes: InboxWrite[], inboxIds: number[][]): Promise<InboxWriteResult[]> {
+    this.usable()
+    const wal = this.wal
+    if (wal === undefined) {
+      const { results, batch } = this.runBatch(writes, inboxIds)
+      this.memory.durable(batch, true)
       return results
     }
-    const results = this.durability.withoutOwnFsync(() => this.runBatch(writes, inboxIds))
-    // GroupCommit runs one batch at a time; the map is for this batch only.
-    for (const r of results) {
-      for (const { userId, version } of r.versions) {
-        const lowest = this.notYetDurable.get(userId)
-        if (lowest === undefined || version < lowest) this.notYetDurable.set(userId, version)
-      }
-    }
-    let synced = false
+    // Before the commit: a WAL that cannot be opened fails this batch with nothing committed.
+    wal.open()
+    const { results, batch } = this.durability.withoutOwnFsync(() => this.runBatch(writes, inboxIds))
+    this.holdBack = batch.firstVersions
     try {
-      this.walFd ??= openSync(`${this.db.name}-wal`, 'r')
-      await fdatasyncAsync(this.walFd)
-      synced = true
+      await wal.sync()
+    } catch (err) {
+      throw this.fail(err)
     } finally {
-      this.notYetDurable.clear()
-      this.memory.durable(synced)
+      this.holdBack = undefined
+      this.memory.durable(batch, this.failedWith === undefined)
     }
     return results
   }
 
+  /** A committed batch's WAL sync failed: from now on the store refuses everything. */
+  private fail(err: unknown): MessageStoreError {
+    const code = (err as { code?: unknown } | null)?.code
+    this.failedWith ??= new MessageStoreError(
+      'STORE_FAILED',
+      `syncing the WAL ${this.wal?.path ?? ''} failed${typeof code === 'string' ? ` (${code})` : ''} after a batch committed: ` +
+        'it may not be on disk and the store refuses every call; restart the server (recovery from the WAL decides what is durable)',
+      { cause: err },
+    )
+    return this.failedWith
+  }
+
   /** The batch's transaction, and the in-memory heads and entries following its outcome. */
-  private runBatch(writes: InboxWrite[], inboxIds: number[][]): InboxWriteResult[] {
+  private runBatch(writes: InboxWrite[], inboxIds: number[][]): { results: InboxWriteResult[]; batch: BatchMemory } {
     let results: InboxWriteResult[]
     try {
       results = this.batchTx.immediate(writes, inboxIds)
@@ -320,8 +302,7 @@ export class SqliteMessageStore implements MessageStore {
       this.memory.rolledBack()
       throw err
     }
-    this.memory.committed(this.db.inTransaction)
-    return results
+    return { results, batch: this.memory.committed(this.db.inTransaction) }
   }
 
   private writeMessage(w: MessageWrite, inboxIds: number[]): InboxWriteResult {
@@ -412,7 +393,7 @@ export class SqliteMessageStore implements MessageStore {
 
   async inboxHead(userId: number): Promise<number> {
     this.open()
-    const held = this.notYetDurable.get(userId)
+    const held = this.holdBack?.get(userId)
     if (held !== undefined) return held - 1
     return this.memory.head(userId) ?? (this.q.head.get(userId) as number | undefined) ?? 0
   }
@@ -426,13 +407,25 @@ export class SqliteMessageStore implements MessageStore {
     const cached = this.memory.read(args.userId, args.afterVersion, args.limit)
     if (cached !== undefined) return cached
     const rows = this.q.readInbox.all(args.userId, args.afterVersion, args.limit) as InboxRow[]
-    const held = this.notYetDurable.get(args.userId)
+    const held = this.holdBack?.get(args.userId)
     const out: InboxEntry[] = []
     for (const r of rows) {
       if (held !== undefined && r[0] >= held) break
       out.push(toEntry(r))
     }
     return out
+  }
+
+  /** Pruned copies count as absent; so do copies of a batch whose sync is under way. */
+  async hasInboxCopy(args: { userId: number; msgId: number }): Promise<boolean> {
+    this.open()
+    if (!isId(args.userId)) throw invalid(`userId ${String(args.userId)}`)
+    if (!isId(args.msgId)) throw invalid(`msgId ${String(args.msgId)}`)
+    // The table, not the tails: a copy may be older than any cached tail.
+    const version = this.q.copyVersion.get(args.msgId, args.userId) as number | undefined
+    if (version === undefined) return false
+    const held = this.holdBack?.get(args.userId)
+    return held === undefined || version < held
   }
 
   async getMessage(msgId: number): Promise<StoredMessage | undefined> {
@@ -473,8 +466,13 @@ export class SqliteMessageStore implements MessageStore {
     if (policy.olderThanMs !== undefined && !isCount(policy.olderThanMs)) throw invalid(`olderThanMs ${String(policy.olderThanMs)}`)
     if (policy.keepLastPerUser !== undefined && !isCount(policy.keepLastPerUser)) throw invalid(`keepLastPerUser ${String(policy.keepLastPerUser)}`)
     if (policy.olderThanMs === undefined && policy.keepLastPerUser === undefined) return 0
-    this.memory.pruned()
-    return this.pruneTx.immediate(policy)
+    // Between batches: a batch syncing meanwhile would otherwise put entries the prune
+    // deleted back into the tails (InboxMemory's generation guards that too).
+    return this.queue.run(() => {
+      this.usable()
+      this.memory.pruned()
+      return this.pruneTx.immediate(policy)
+    })
   }
 
   /** Inside pruneTx: the newest N of each inbox as it was, then age; then orphaned messages. */
@@ -496,11 +494,13 @@ export class SqliteMessageStore implements MessageStore {
     return deleted
   }
 
+  /** Refuses new calls at once; closes once the batches called before are done (a failed store closes too). */
   async close(): Promise<void> {
     this.closed = true
-    if (this.walFd !== undefined) closeSync(this.walFd)
-    this.walFd = undefined
-    if (this.ownsDatabase && this.db.open) this.db.close()
+    await this.queue.run(() => {
+      this.wal?.close()
+      if (this.ownsDatabase && this.db.open) this.db.close()
+    })
   }
 
   // ---- internals ----
@@ -513,8 +513,16 @@ export class SqliteMessageStore implements MessageStore {
     if (this.q.groupExists.get(groupId) === undefined) throw unknownGroup(groupId)
   }
 
+  /** Every call first: closed, or failed (a WAL sync failed; nothing may be served any more). */
   private open(): void {
-    if (this.closed || !this.db.open) throw new MessageStoreError('STORE_CLOSED', 'store is closed')
+    if (this.closed) throw new MessageStoreError('STORE_CLOSED', 'store is closed')
+    this.usable()
+  }
+
+  /** A queued task, its turn come: close() may have been called meanwhile and waits for it. */
+  private usable(): void {
+    if (this.failedWith !== undefined) throw this.failedWith
+    if (!this.db.open) throw new MessageStoreError('STORE_CLOSED', 'store is closed')
   }
 }
 

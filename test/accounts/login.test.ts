@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MemoryAccountStore } from '../../src/store/memory-account-store.js'
 import { LoginService, type LoginServiceOptions } from '../../src/server/accounts/login.js'
-import { hashPassword, parsePasswordHash } from '../../src/server/accounts/password.js'
+import { PASSWORD_MAX_BYTES, hashPassword, parsePasswordHash } from '../../src/server/accounts/password.js'
 import { SessionTokens } from '../../src/server/accounts/tokens.js'
 
 const LOW = { N: 1 << 10, r: 8, p: 1 }
@@ -131,4 +131,100 @@ t.test('device cap', async (t) => {
   t.equal((await service.login(req({ deviceName: 'b' }))).ok, true)
   t.same(await service.login(req({ deviceName: 'c' })), { ok: false, code: 'TOO_MANY_DEVICES' })
   t.equal((await service.login(req({ deviceName: 'a' }))).ok, true, 'known device still fine')
+})
+
+t.test('parallel guesses for one user: at most the per-user burst is ever hashed', async (t) => {
+  const { service, store } = await setup({
+    perUser: { capacity: 3, refillIntervalMs: 60_000, maxKeys: 100 },
+    perAddress: { capacity: 1000, refillIntervalMs: 1, maxKeys: 100 },
+  })
+  // The user lookup precedes the hash, so counting lookups counts hashed guesses.
+  let lookups = 0
+  const getUserByName = store.getUserByName.bind(store)
+  store.getUserByName = (username) => {
+    lookups++
+    return getUserByName(username)
+  }
+  for (const username of ['alice', 'mallory']) {
+    lookups = 0
+    const guesses = Array.from({ length: 40 }, (_, i) => service.login(req({ username, password: `guess-${i}`, address: `10.0.0.${i}` })))
+    const codes = (await Promise.all(guesses)).map((r) => (r.ok ? 'OK' : r.code))
+    t.equal(codes.filter((c) => c === 'WRONG_CREDENTIALS').length, 3, `${username}: the burst is verified`)
+    t.equal(codes.filter((c) => c === 'RATE_LIMITED').length, 37, `${username}: the rest is refused before hashing`)
+    t.equal(lookups, 3, `${username}: only 3 guesses reached the hash`)
+  }
+})
+
+t.test('a successful login gives its per-user attempt back; failures keep theirs', async (t) => {
+  const { service } = await setup({
+    perUser: { capacity: 2, refillIntervalMs: 60_000, maxKeys: 100 },
+    perAddress: { capacity: 1000, refillIntervalMs: 1, maxKeys: 100 },
+  })
+  t.match(await service.login(req({ password: 'bad' })), { ok: false, code: 'WRONG_CREDENTIALS' })
+  for (let i = 0; i < 5; i++) t.equal((await service.login(req())).ok, true, `success ${i}`)
+  t.match(await service.login(req({ password: 'bad' })), { ok: false, code: 'WRONG_CREDENTIALS' })
+  t.same(await service.login(req()), { ok: false, code: 'RATE_LIMITED', retryAfterMs: 60_000 })
+})
+
+/** A MemoryAccountStore that runs `admin passwd` (new hash, then revoke every token) at a chosen point of a login. */
+class PasswdDuringLogin extends MemoryAccountStore {
+  hook: 'none' | 'after user read' | 'before token insert' | 'after token insert' = 'none'
+  newHash = ''
+
+  private async passwd(userId: number): Promise<void> {
+    this.hook = 'none'
+    await this.setPassword({ userId, passwordHash: this.newHash })
+    await this.revokeAllForUser({ userId, nowMs: 1000 })
+  }
+
+  override async getUserByName(username: string) {
+    const user = await super.getUserByName(username)
+    if (user && this.hook === 'after user read') await this.passwd(user.userId)
+    return user
+  }
+
+  override async insertSessionToken(record: Parameters<MemoryAccountStore['insertSessionToken']>[0]) {
+    if (this.hook === 'before token insert') await this.passwd(record.userId)
+    await super.insertSessionToken(record)
+    if (this.hook === 'after token insert') await this.passwd(record.userId)
+  }
+}
+
+const passwdSetup = async (storedParams = LOW) => {
+  const store = new PasswdDuringLogin()
+  const tokens = new SessionTokens({ store, secret: new Uint8Array(32).fill(1), lifetimeMs: HOUR })
+  const alice = await store.createUser({ username: 'alice', passwordHash: await hashPassword('wonderland', storedParams), nowMs: 0 })
+  store.newHash = await hashPassword('new password', LOW)
+  const service = new LoginService({ store, tokens, scryptParams: LOW })
+  return { store, service, alice }
+}
+
+for (const hook of ['after user read', 'before token insert', 'after token insert'] as const) {
+  t.test(`a password changed during login (${hook}) gives no session to the old password`, async (t) => {
+    const { store, service, alice } = await passwdSetup()
+    store.hook = hook
+    t.same(await service.login(req()), { ok: false, code: 'WRONG_CREDENTIALS' })
+    t.same(await store.listActiveTokens({ userId: alice.userId, nowMs: 2000 }), [], 'no valid token left behind')
+    t.equal((await service.login(req({ password: 'new password', nowMs: 2000 }))).ok, true, 'the new password works')
+  })
+}
+
+t.test('a weak-hash upgrade during login does not undo a concurrent password change', async (t) => {
+  const { store, service, alice } = await passwdSetup({ N: 1 << 9, r: 8, p: 1 })
+  store.hook = 'after user read'
+  t.same(await service.login(req()), { ok: false, code: 'WRONG_CREDENTIALS' })
+  t.equal((await store.getUserById(alice.userId))?.passwordHash, store.newHash, 'the new hash stays')
+  t.match(await service.login(req({ nowMs: 2000 })), { ok: false, code: 'WRONG_CREDENTIALS' }, 'the old password stays dead')
+  t.equal((await service.login(req({ password: 'new password', nowMs: 3000 }))).ok, true)
+})
+
+t.test('a password too long only after NFC: REGISTER is INVALID_REQUEST, LOGIN is WRONG_CREDENTIALS', async (t) => {
+  const { service, store } = await setup({ openRegistration: true })
+  const password = '\u0958'.repeat(341) // 1023 bytes; NFC makes each one U+0915 U+093C, 2046 bytes
+  t.ok(Buffer.byteLength(password) <= PASSWORD_MAX_BYTES && Buffer.byteLength(password.normalize('NFC')) > PASSWORD_MAX_BYTES)
+  t.same(await service.register(req({ username: 'zed', password })), { ok: false, code: 'INVALID_REQUEST' })
+  t.equal(await store.getUserByName('zed'), undefined)
+  t.same(await service.register(req({ username: 'zed', password: 'x'.repeat(PASSWORD_MAX_BYTES + 1) })), { ok: false, code: 'INVALID_REQUEST' }, 'same as raw too long')
+  t.same(await service.login(req({ password })), { ok: false, code: 'WRONG_CREDENTIALS' })
+  t.same(await service.login(req({ username: 'mallory', password })), { ok: false, code: 'WRONG_CREDENTIALS' })
 })

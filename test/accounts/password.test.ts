@@ -39,3 +39,30 @@ t.test('malformed stored hashes and parameters are rejected', async (t) => {
   }
   await t.rejects(hashPassword('pw', { N: 1000, r: 8, p: 1 }), PasswordFormatError)
 })
+
+t.test('a password too long only after NFC: hashing refuses it, verifying does the same scrypt work and says wrong', async (t) => {
+  const crypto = await import('node:crypto')
+  let scryptCalls = 0
+  const counted = await t.mockImport<typeof import('../../src/server/accounts/password.js')>('../../src/server/accounts/password.js', {
+    'node:crypto': {
+      ...crypto,
+      scrypt: (...args: Parameters<typeof crypto.scrypt>) => {
+        scryptCalls++
+        return (crypto.scrypt as (...a: unknown[]) => void)(...args)
+      },
+    },
+  })
+  const password = '\u0958'.repeat(341) // 1023 bytes, 2046 after NFC
+  t.equal(counted.isPasswordTooLong(password), true)
+  t.equal(counted.isPasswordTooLong('\u0958'.repeat(170)), false, '1020 bytes after NFC')
+  await t.rejects(counted.hashPassword(password, LOW), { name: 'PasswordFormatError', code: 'PASSWORD_TOO_LONG' })
+  const stored = await counted.hashPassword('correct horse', LOW)
+  scryptCalls = 0
+  t.same(await counted.verifyPassword(password, stored, LOW), { ok: false, needsRehash: false })
+  t.equal(scryptCalls, 1, 'one scrypt, as for any other wrong password')
+  t.same(await counted.verifyPassword('x'.repeat(5000), stored, LOW), { ok: false, needsRehash: false })
+  t.equal(scryptCalls, 2)
+  // A stored hash of the first PASSWORD_MAX_BYTES bytes must not match the longer password.
+  const prefix = 'y'.repeat(1024)
+  t.equal((await counted.verifyPassword(prefix + 'z', await counted.hashPassword(prefix, LOW), LOW)).ok, false, 'only the prefix is hashed, yet it is wrong')
+})

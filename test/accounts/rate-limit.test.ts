@@ -23,6 +23,21 @@ t.test('charge goes into bounded debt', async (t) => {
   t.same(l.check('u', 0), { ok: false, retryAfterMs: 3000 })
 })
 
+t.test('giveBack returns a taken attempt, never beyond capacity', async (t) => {
+  const l = new TokenBucketLimiter({ capacity: 2, refillIntervalMs: 1000, maxKeys: 10 })
+  t.same(l.take('u', 0), { ok: true })
+  t.same(l.take('u', 0), { ok: true })
+  t.same(l.take('u', 0), { ok: false, retryAfterMs: 1000 })
+  l.giveBack('u', 0)
+  t.same(l.take('u', 0), { ok: true }, 'the returned attempt can be taken again')
+  t.same(l.take('u', 0), { ok: false, retryAfterMs: 1000 })
+  l.giveBack('v', 0)
+  l.giveBack('v', 0)
+  t.same(l.take('v', 0), { ok: true })
+  t.same(l.take('v', 0), { ok: true })
+  t.same(l.take('v', 0), { ok: false, retryAfterMs: 1000 }, 'a fresh key stays at capacity')
+})
+
 t.test('address keys', async (t) => {
   t.equal(addressKey('192.0.2.1'), '192.0.2.1')
   t.equal(addressKey('::ffff:192.0.2.1'), '192.0.2.1')

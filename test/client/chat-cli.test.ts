@@ -1,7 +1,17 @@
-import { spawnSync } from 'node:child_process'
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { ChatClient } from '../../src/client/chat-client.js'
+import { LoginService } from '../../src/server/accounts/login.js'
+import { SessionTokens } from '../../src/server/accounts/tokens.js'
+import { startChatServer } from '../../src/server/chat-server.js'
+import { MemoryAccountStore } from '../../src/store/memory-account-store.js'
+import { MemoryMessageStore } from '../../src/store/memory-message-store.js'
+import { pulse, waitFor, watch } from '../helpers/wait.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CLI = join(root, 'src', 'client', 'chat-cli.ts')
@@ -42,18 +52,8 @@ t.test('bad arguments exit 2 with the reason', async (t) => {
   t.equal(r.code, 2)
 })
 
-t.test('piped input: log in, add a contact, send, and see it again in /history on the next run', async (t) => {
-  const { spawn } = await import('node:child_process')
-  const { mkdtempSync, rmSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const { randomBytes } = await import('node:crypto')
-  const { ChatClient } = await import('../../src/client/chat-client.js')
-  const { LoginService } = await import('../../src/server/accounts/login.js')
-  const { SessionTokens } = await import('../../src/server/accounts/tokens.js')
-  const { startChatServer } = await import('../../src/server/chat-server.js')
-  const { MemoryAccountStore } = await import('../../src/store/memory-account-store.js')
-  const { MemoryMessageStore } = await import('../../src/store/memory-message-store.js')
-
+/** An in-process server (memory stores, no encryption) and a state directory for the CLI's alice. */
+const chatWorld = async (t: Test) => {
   const accounts = new MemoryAccountStore()
   const messages = new MemoryMessageStore({ accounts })
   const tokens = new SessionTokens({ store: accounts, secret: new Uint8Array(randomBytes(32)) })
@@ -62,28 +62,52 @@ t.test('piped input: log in, add a contact, send, and see it again in /history o
   t.teardown(() => server.close())
   const stateDir = mkdtempSync(join(tmpdir(), 'pigeon-chat-cli-'))
   t.teardown(() => rmSync(stateDir, { recursive: true, force: true }))
+  const args = (extra: string[]) => ['--import', 'tsx', CLI, '--insecure', '--host', '127.0.0.1', '--port', String(server.port), '--user', 'alice', '--state-dir', stateDir, ...extra]
+  const env = (password: string | undefined): NodeJS.ProcessEnv => {
+    const e: NodeJS.ProcessEnv = { ...process.env }
+    delete e.PIGEON_SERVER_KEY
+    delete e.PIGEON_PASSWORD
+    if (password !== undefined) e.PIGEON_PASSWORD = password
+    return e
+  }
+  /** The CLI with piped input (`input` undefined: stdin stays open until the test ends it). */
+  const start = (input: string | undefined, extra: string[] = [], password: string | null = 'alice-password') => {
+    const child = spawn(process.execPath, args(extra), { cwd: root, env: env(password ?? undefined) })
+    const run = { child, stdout: '', stderr: '', done: undefined as Promise<number | null> | undefined }
+    child.stdout.on('data', (d) => {
+      run.stdout += d
+      pulse()
+    })
+    child.stderr.on('data', (d) => {
+      run.stderr += d
+      pulse()
+    })
+    run.done = new Promise((resolve) => child.on('close', resolve))
+    t.teardown(() => void child.kill())
+    if (input !== undefined) child.stdin.end(input)
+    return run
+  }
+  const cli = async (input: string, extra: string[] = []) => {
+    const r = start(input, extra)
+    const code = await r.done
+    return { code, stdout: r.stdout, stderr: r.stderr }
+  }
+  const kick = async (username: string) => {
+    const user = await accounts.getUserByName(username)
+    await login.kick({ userId: user!.userId, nowMs: Date.now() })
+    server.kickUser(user!.userId)
+  }
+  return { accounts, server, stateDir, args, env, start, cli, kick }
+}
 
-  const bob = await ChatClient.start({ host: '127.0.0.1', port: server.port, username: 'bob', password: 'bob-password', register: true, deviceName: 'test' })
+t.test('piped input: log in, add a contact, send, see it again in /history on the next run (reading it sends the receipt); a refused message exits 1', async (t) => {
+  const { accounts, server, cli } = await chatWorld(t)
+  const bob = watch(await ChatClient.start({ host: '127.0.0.1', port: server.port, username: 'bob', password: 'bob-password', register: true, deviceName: 'test' }))
   t.teardown(() => bob.close())
   const bobGot: string[] = []
   bob.on('message', (e) => bobGot.push(e.body))
-
-  const cli = (input: string, extra: string[] = []) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, PIGEON_PASSWORD: 'alice-password' }
-      delete env.PIGEON_SERVER_KEY
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', CLI, '--insecure', '--host', '127.0.0.1', '--port', String(server.port), '--user', 'alice', '--state-dir', stateDir, ...extra],
-        { cwd: root, env },
-      )
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d) => (stdout += d))
-      child.stderr.on('data', (d) => (stderr += d))
-      child.on('close', (code) => resolve({ code, stdout, stderr }))
-      child.stdin.end(input)
-    })
+  const bobReceipts: string[] = []
+  bob.on('receipt', (e) => bobReceipts.push(e.status))
 
   let r = await cli('/add bob\n/to bob\nhello from the cli\n/status\n', ['--register'])
   t.equal(r.code, 0, r.stderr)
@@ -100,4 +124,123 @@ t.test('piped input: log in, add a contact, send, and see it again in /history o
   t.match(r.stdout, /bob \(1 unread\)/)
   t.match(r.stdout, /alice: hello from the cli/)
   t.match(r.stdout, /bob: hi alice/)
+  // Opening the conversation read bob's message: the READ went out before the CLI exited.
+  await waitFor('read receipt from the cli', () => bobReceipts.includes('read') || undefined, 5_000)
+
+  r = await cli('/to #999999\nthis goes nowhere\n')
+  t.equal(r.code, 1, 'a refused message fails the piped run')
+  t.match(r.stdout, /not sent to #999999: "this goes nowhere": UNKNOWN_USER/)
+  t.match(r.stderr, /1 message\(s\) refused by the server/)
+})
+
+t.test('piped input: a line not carried out (unknown user, no conversation, unknown command, failed request) fails the run, with the reason', async (t) => {
+  const { cli } = await chatWorld(t)
+  let r = await cli('/status\n', ['--register'])
+  t.equal(r.code, 0, r.stderr)
+  const cases: Array<[string, RegExp, number]> = [
+    ['/to nobody\nhello?\n', /! no user named nobody\n! no conversation/, 2],
+    ['hello?\n', /! no conversation/, 1],
+    ['/bogus\n/status\n', /! unknown command \/bogus/, 1],
+    ['/add nobody\n', /! [A-Z_]+/, 1],
+  ]
+  for (const [input, reason, failed] of cases) {
+    r = await cli(input)
+    t.equal(r.code, 1, JSON.stringify(input))
+    t.match(r.stdout, reason)
+    t.match(r.stderr, `${failed} line(s) not carried out`)
+  }
+})
+
+t.test('kicked (token revoked) without a password and a terminal to ask on: exits 1 saying so', async (t) => {
+  const { cli, start, kick } = await chatWorld(t)
+  t.equal((await cli('/status\n', ['--register'])).code, 0)
+  const run = start(undefined, [], null) // no password: resumes with the stored token
+  await waitFor('the CLI connected', () => run.stdout.includes('connected as alice') || undefined)
+  await kick('alice')
+  t.equal(await run.done, 1, run.stderr)
+  t.match(run.stdout, /\* cannot log in again: no password: input is not a terminal to ask on: set PIGEON_PASSWORD/)
+  t.match(run.stderr, /logged out: cannot log in again: no password: input is not a terminal/)
+})
+
+// --- on a terminal: `script` runs the CLI on a pseudo-terminal ---------------------------
+
+const hasScript = spawnSync('script', ['--version']).status === 0
+const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
+
+/** The line the cursor is on at the end of `out`, as a terminal shows it (\r, erase line, cursor column). */
+const cursorLine = (out: string): string => {
+  let line: string[] = []
+  let col = 0
+  const text = out.slice(out.lastIndexOf('\n') + 1)
+  for (let i = 0; i < text.length; i++) {
+    const csi = /^\x1b\[([0-9;?]*)([A-Za-z])/.exec(text.slice(i))
+    if (csi !== null) {
+      if (csi[2] === 'K') line = line.slice(0, col)
+      if (csi[2] === 'G') col = Number(csi[1] || 1) - 1
+      i += csi[0].length - 1
+    } else if (text[i] === '\r') col = 0
+    else line[col++] = text[i]
+  }
+  return line.join('').trimEnd()
+}
+
+const onTerminal = (w: Awaited<ReturnType<typeof chatWorld>>, password: string | undefined) => {
+  const cmd = `stty cols 100 rows 30; exec ${[process.execPath, ...w.args([])].map(quote).join(' ')}`
+  const child: ChildProcessWithoutNullStreams = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: root, env: { ...w.env(password), TERM: 'xterm' } })
+  const run = { out: '', done: new Promise<number | null>((resolve) => child.on('close', resolve)) }
+  child.stdout.on('data', (d) => {
+    run.out += d
+    pulse()
+  })
+  child.stderr.on('data', (d) => {
+    run.out += d
+    pulse()
+  })
+  const type = (text: string): void => void child.stdin.write(text)
+  const until = (what: string | RegExp, from = 0) =>
+    waitFor(
+      () => `${what} in ${JSON.stringify(run.out.slice(-300))}`,
+      () => (typeof what === 'string' ? run.out.indexOf(what, from) >= 0 : what.test(run.out.slice(from))) || undefined,
+    )
+  const prompt = () => waitFor(() => `the prompt in ${JSON.stringify(run.out.slice(-300))}`, () => (run.out.includes('connected as alice') && cursorLine(run.out) === '>') || undefined)
+  return { run, type, until, prompt, kill: () => child.kill() }
+}
+
+t.test('on a terminal, kicked after resuming with the stored token: the password is asked for (hidden) and the chat goes on', { skip: hasScript ? false : 'no script(1)' }, async (t) => {
+  const w = await chatWorld(t)
+  t.equal((await w.cli('/status\n', ['--register'])).code, 0)
+  const term = onTerminal(w, undefined)
+  t.teardown(term.kill)
+  await term.prompt()
+  const mark = term.run.out.length
+  await w.kick('alice')
+  await term.until(/password for alice: |cannot log in again/, mark)
+  t.notMatch(term.run.out.slice(mark), /cannot log in again/)
+  term.type('alice-password\r')
+  await term.until('* reconnected (logged in again)', mark)
+  term.type('/status\r')
+  await term.until('connected as alice (#', mark)
+  term.type('/quit\r')
+  t.equal(await term.run.done, 0)
+  t.notMatch(term.run.out, /alice-password/, 'the password was not echoed')
+})
+
+t.test('on a terminal, /quit, Ctrl-C and Ctrl-D leave the cursor on a clean new line', { skip: hasScript ? false : 'no script(1)' }, async (t) => {
+  const w = await chatWorld(t)
+  t.equal((await w.cli('/status\n', ['--register'])).code, 0)
+  const cases: Array<[string, string]> = [
+    ['/quit\r', '> /quit'],
+    ['half typed\x1b[D\x1b[D\x03', '> half typed^C'],
+    ['\x04', '>'],
+  ]
+  for (const [keys, lastText] of cases) {
+    const term = onTerminal(w, 'alice-password')
+    t.teardown(term.kill)
+    await term.prompt()
+    term.type(keys)
+    t.equal(await term.run.done, 0)
+    t.equal(cursorLine(term.run.out), '', `${JSON.stringify(keys)}: the cursor is on an empty line`)
+    const lines = term.run.out.split('\n')
+    t.equal(cursorLine(lines.slice(0, -1).join('\n')), lastText, 'the line before it')
+  }
 })

@@ -129,3 +129,24 @@ t.test('a server restart is survived: the client reconnects, resumes, resends it
   await waitFor('three', () => (bobGot.includes('three') ? true : undefined))
   t.same(bobGot, ['one', 'two', 'three'])
 })
+
+t.test('close() sends the queued read receipts first and waits until the server has them', async (t) => {
+  const w = world()
+  const server = await w.start()
+  t.teardown(() => w.stop())
+  const opts = { host: '127.0.0.1', port: server.port, deviceName: 'test' }
+  const alice = watch(await ChatClient.start({ ...opts, username: 'alice', password: 'alice-password', register: true }))
+  const bob = watch(await ChatClient.start({ ...opts, username: 'bob', password: 'bob-password', register: true }))
+  t.teardown(() => bob.close())
+  const got: MessageEntry[] = []
+  alice.on('message', (e) => got.push(e))
+  const receipts: string[] = []
+  bob.on('receipt', (e) => receipts.push(e.status))
+  const sent = await bob.send({ kind: 'user', userId: alice.userId! }, 'read me')
+  await waitFor('alice receives', () => got.find((e) => e.msgId === sent.msgId))
+  await waitFor('delivered', () => receipts.includes('delivered') || undefined)
+  alice.markRead([sent.msgId]) // batched for readBatchDelayMs: still queued when close() is called
+  await alice.close()
+  await waitFor('read receipt after close', () => receipts.includes('read') || undefined, 5_000)
+  t.pass()
+})

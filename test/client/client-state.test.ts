@@ -32,7 +32,7 @@ t.test('MemoryClientState hands out copies', async (t) => {
 t.test('FileClientState survives close and reopen: cursor, token, outbox in order', async (t) => {
   const dir = tempDir(t)
   const s = FileClientState.open(dir)
-  t.same(s.load(), { cursor: 0, outbox: [], token: undefined })
+  t.same(s.load(), { cursor: 0, outbox: [], reads: [], token: undefined })
   s.saveCursor(5)
   s.saveToken(new Uint8Array([1, 2, 3]))
   s.addOutbox(entry(1))
@@ -51,6 +51,25 @@ t.test('FileClientState survives close and reopen: cursor, token, outbox in orde
   r.saveToken(undefined)
   r.close()
   t.equal(FileClientState.open(dir).load().token, undefined)
+})
+
+t.test('pending read receipts survive a crash and a compaction; sent ones are forgotten', async (t) => {
+  const dir = tempDir(t)
+  const s = FileClientState.open(dir)
+  s.addReads([10, 11])
+  s.addReads([11, 12])
+  s.removeReads([10])
+  // no close(): the process "died"
+  const r = FileClientState.open(dir) // folds and rewrites the journal
+  t.same(r.load().reads.sort(), [11, 12])
+  r.removeReads([11, 12])
+  r.addReads([13])
+  r.close()
+  t.same(FileClientState.open(dir).load().reads, [13])
+  const m = new MemoryClientState({ reads: [1] })
+  m.addReads([2])
+  m.removeReads([1])
+  t.same(m.load().reads, [2])
 })
 
 t.test('a crash (no close) loses nothing that was saved; the stale lock of this process is taken over', async (t) => {
@@ -164,7 +183,7 @@ t.test('ChatHistory: messages de-duplicated by msgId, unread counts, receipts an
   t.same(r.items('g:9').map((i) => i.kind), ['message', 'event'])
   t.same(r.receipts(11), { deliveredTo: [2], readBy: [2] })
   t.equal(r.userIdByName('BOB'), 2)
-  t.equal(r.groupIdByName('team'), 9)
+  t.same(r.groupIdsByName('team'), [9])
   t.notOk(r.addMessage({ conv: 'u:2', version: 1, msgId: 10, fromUserId: 2, out: false, sentAtMs: 1000, body: 'hi alice' }), 'still de-duplicated after reopen')
   t.notOk(r.addEvent({ conv: 'g:9', version: 4, atMs: 3500, text: 'carol joined' }))
 })

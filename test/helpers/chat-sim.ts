@@ -10,6 +10,7 @@
  */
 import { Endpoint, type EndpointEvent } from '../../src/core/endpoint.js'
 import { ErrorCode } from '../../src/core/errors.js'
+import { sendableMessageBytes } from '../../src/core/session/sizing.js'
 import { checksumProtection } from '../../src/core/protection.js'
 import type { SessionConfig } from '../../src/core/session/config.js'
 import type { Session } from '../../src/core/session/session.js'
@@ -115,6 +116,7 @@ export class ChatSim {
           userId: a.userId,
           deviceId: a.deviceId,
           traceId: session.traceId,
+          maxMessageBytes: sendableMessageBytes(session),
           send: (bytes) => {
             if (!session.isActive()) return false
             io.send(session, CONTROL_STREAM, bytes)

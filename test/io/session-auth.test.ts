@@ -48,7 +48,7 @@ const setup = async () => {
     return replies.get(s)![before]
   }
   const login = (s: Session, username: string, password: string): Promise<string> => say(s, { type: 'LOGIN', username, password, deviceName: 'phone' })
-  return { auth, closed, deauthenticated, replies, session, say, login }
+  return { auth, closed, deauthenticated, replies, session, say, login, tokens, service }
 }
 
 t.test('kick closes every live session of the user, one or several', async (t) => {
@@ -109,4 +109,26 @@ t.test('login messages of one session are answered in order; other messages wait
   auth.onMessage(s, '127.0.0.1', 1, new Uint8Array([0x40]), (_s, streamId) => delivered.push(streamId))
   t.same(delivered, [], 'not delivered after LOGOUT')
   t.equal(closed.length, 1, 'closed instead')
+})
+
+t.test('LOGOUT ends the other sessions resumed with the same token; revalidate closes sessions whose token was revoked elsewhere', async (t) => {
+  const { auth, closed, session, say, login, tokens, service } = await setup()
+  const a1 = session()
+  const a2 = session()
+  const a3 = session()
+  t.equal(await login(a1, 'alice', 'wonderland'), 'LOGIN_OK')
+  const token = auth.authOf(a1)!.token
+  t.equal(await say(a2, { type: 'RESUME', token }), 'RESUME_OK', 'a second session with the same token')
+  t.equal(await login(a3, 'alice', 'wonderland'), 'LOGIN_OK', 'a third with a token of its own')
+  t.equal(await say(a1, { type: 'LOGOUT' }), 'LOGOUT_OK')
+  t.same(closed.map((c) => [c.session === a2, c.reason]), [[true, 'logged out']], 'only the session sharing the token')
+  auth.forget(a2) // what its 'closed' event does in the server
+
+  // Another process (the admin CLI) revokes a3's token: the server finds out by checking.
+  const isValid = async (a: { token: Uint8Array }): Promise<boolean> => (await service.resume({ token: a.token, nowMs: NOW_MS })).ok
+  t.equal(await auth.revalidate(isValid), 0, 'nothing revoked yet')
+  await tokens.revoke({ token: auth.authOf(a3)!.token, nowMs: NOW_MS })
+  t.equal(await auth.revalidate(isValid), 1)
+  t.match(closed.at(-1), { reason: 'token revoked' })
+  t.equal(closed.at(-1)!.session, a3)
 })

@@ -6,6 +6,7 @@ const link = (userId: number, deviceId: number, got: string[]): ChatLink => ({
   userId,
   deviceId,
   traceId: `${userId}/${deviceId}`,
+  maxMessageBytes: 1 << 20,
   send: (bytes) => {
     const m = decodeChatMessage(bytes)
     got.push(`${deviceId}:${m.type}${m.type === 'PUSH' ? ` ${m.latestVersion}` : ''}`)

@@ -43,3 +43,36 @@ t.test('bad values get clear errors', async (t) => {
   t.throws(() => parse(['--config', configFile('{"insecure": "maybe"}')]), /insecure: expected true or false/)
   t.throws(() => parse(['--bogus']), /Unknown option/)
 })
+
+t.test('empty or blank values are errors, not 0 or a default', async (t) => {
+  t.throws(() => parse([], { PIGEON_PORT: '' }), /port: expected a value, got ""/, 'PIGEON_PORT= would listen on a random port')
+  t.throws(() => parse(['--port', ' ']), /port: expected a value/)
+  t.throws(() => parse([], { PIGEON_COMMIT_WINDOW_MS: '' }), /commit-window-ms: expected a value/, 'would be a 0 ms window')
+  t.throws(() => parse(['--config', configFile('{"max-group-size": "  "}')]), /max-group-size: expected a value/)
+  t.throws(() => parse([], { PIGEON_DATA_DIR: '' }), /data-dir: expected a value/)
+  t.throws(() => parse(['--host', '']), /host: expected a value/)
+  t.throws(() => parse([], { PIGEON_CONFIG: '' }), /config: expected a file name/)
+  t.equal(parse([], { PIGEON_INSECURE: '' }).insecure, false, 'an empty boolean is still false')
+})
+
+t.test('integers are decimal digits only', async (t) => {
+  for (const bad of ['0x1e14', '1e3', '7.7e3', ' 7700', '+7700', '-1', '7700.0']) {
+    t.throws(() => parse([`--port=${bad}`]), /port: expected an integer from 0 to 65535/, bad)
+  }
+  t.throws(() => parse(['--config', configFile('{"port": 7.5}')]), /port: expected an integer/)
+  t.equal(parse(['--port', '0']).port, 0)
+  t.equal(parse(['--config', configFile('{"port": 7701}')]).port, 7701)
+})
+
+t.test('config keys are own option names, not inherited properties', async (t) => {
+  for (const key of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+    t.throws(() => parse(['--config', configFile(`{"${key}": 1, "port": 7701}`)]), new RegExp(`unknown setting "${key}"`), key)
+  }
+})
+
+t.test('log level is one of the documented ones', async (t) => {
+  t.throws(() => parse(['--log-level', 'bogus']), /log-level: expected one of trace, debug, info, warn, error, fatal, got "bogus"/)
+  t.throws(() => parse([], { PIGEON_LOG_LEVEL: 'silent' }), /log-level: expected one of/)
+  t.equal(parse([]).logLevel, 'info')
+  for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal']) t.equal(parse(['--log-level', level]).logLevel, level)
+})

@@ -46,6 +46,27 @@ export const accountStoreConformance = (t: Test, factory: StoreFactory): void =>
     await rejectsCode(t, store.setPassword({ userId: 424242, passwordHash: 'h' }), 'UNKNOWN_USER')
   })
 
+  withStore('replacePasswordHash: compare-and-set on the stored hash', async (store, t) => {
+    const alice = await store.createUser({ username: 'alice', passwordHash: 'h1', nowMs: 0 })
+    t.equal(await store.replacePasswordHash({ userId: alice.userId, expectedPasswordHash: 'h1', passwordHash: 'h2' }), true)
+    t.equal((await store.getUserById(alice.userId))?.passwordHash, 'h2')
+    t.equal(await store.replacePasswordHash({ userId: alice.userId, expectedPasswordHash: 'h1', passwordHash: 'h3' }), false, 'stale expected hash')
+    t.equal((await store.getUserById(alice.userId))?.passwordHash, 'h2', 'not overwritten')
+    t.equal(await store.replacePasswordHash({ userId: 424242, expectedPasswordHash: 'h1', passwordHash: 'h3' }), false, 'unknown user')
+  })
+
+  withStore('concurrent creates of one device: one wins, the other gets DEVICE_EXISTS', async (store, t) => {
+    const alice = await store.createUser({ username: 'alice', passwordHash: 'h', nowMs: 0 })
+    const results = await Promise.allSettled([
+      store.createDevice({ userId: alice.userId, name: 'phone', nowMs: 1 }),
+      store.createDevice({ userId: alice.userId, name: 'phone', nowMs: 2 }),
+    ])
+    t.same(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'])
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    t.ok(rejected?.reason instanceof StoreError && rejected.reason.code === 'DEVICE_EXISTS', 'DEVICE_EXISTS', { found: rejected?.reason })
+    t.equal((await store.listDevices(alice.userId)).length, 1)
+  })
+
   withStore('returned records are copies', async (store, t) => {
     const alice = await store.createUser({ username: 'alice', passwordHash: 'h1', nowMs: 0 })
     alice.passwordHash = 'mutated'

@@ -447,11 +447,52 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     t.equal(await store.getCursor(2 ** 40), 2 ** 50)
   })
 
+  withStore('applyBatch calls made together apply one after another in call order; close() waits for them', async ({ store, users: [a, b, c, d] }, t) => {
+    await store.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: b }, [b, a], 1)])
+    // d is new to the store (a store may look it up first); the later calls name only users seen
+    const p1 = store.applyBatch([messageWrite(a, cid(2), { kind: 'user', userId: d }, [d, a], 2)])
+    const p2 = store.applyBatch([messageWrite(a, cid(3), { kind: 'user', userId: b }, [b, a], 3)])
+    const p3 = store.applyBatch([messageWrite(a, cid(4), { kind: 'user', userId: 9999 }, [9999, a], 4)])
+    const p4 = store.applyBatch([messageWrite(b, cid(5), { kind: 'user', userId: a }, [a, b], 5)])
+    const closing = store.close()
+    await rejectsMessageCode(t, store.applyBatch([messageWrite(c, cid(6), { kind: 'user', userId: a }, [a, c], 6)]), 'STORE_CLOSED', 'called after close()')
+    t.same((await p1)[0].versions, [{ userId: d, version: 1 }, { userId: a, version: 2 }])
+    t.same((await p2)[0].versions, [{ userId: b, version: 2 }, { userId: a, version: 3 }])
+    await rejectsMessageCode(t, p3, 'UNKNOWN_USER', 'a failing batch does not stop the ones after it')
+    t.same((await p4)[0].versions, [{ userId: a, version: 4 }, { userId: b, version: 3 }])
+    await closing
+    await rejectsMessageCode(t, store.inboxHead(a), 'STORE_CLOSED')
+  })
+
+  withStore('hasInboxCopy: message entries only, per inbox; pruned copies count as absent', async ({ store, users: [a, b, c] }, t) => {
+    const [m] = (await store.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: b }, [b], 100)])).map(asMessage) // no copy for the sender
+    await store.applyBatch([{ kind: 'receipt', msgId: m.msgId, status: 'read', byUserId: b, nowMs: 110 }])
+    t.equal(await store.hasInboxCopy({ userId: b, msgId: m.msgId }), true)
+    t.equal(await store.hasInboxCopy({ userId: a, msgId: m.msgId }), false, "a receipt entry in the sender's inbox is not a copy")
+    t.equal(await store.hasInboxCopy({ userId: c, msgId: m.msgId }), false, 'another inbox')
+    t.equal(await store.hasInboxCopy({ userId: b, msgId: m.msgId + 1000 }), false, 'an unknown message')
+    const [g] = (await store.applyBatch([messageWrite(c, cid(1), { kind: 'user', userId: b }, [b, c], 200)])).map(asMessage)
+    await store.applyBatch([messageWrite(c, cid(2), { kind: 'user', userId: b }, [b, c], 300)])
+    t.equal(await store.pruneInboxes({ keepLastPerUser: 1 }), 3, "b keeps c2; c keeps c2 (a's receipt stays)")
+    t.equal(await store.hasInboxCopy({ userId: b, msgId: g.msgId }), false, 'pruned from b')
+    t.equal(await store.hasInboxCopy({ userId: c, msgId: g.msgId }), false, 'and from c')
+    t.equal(await store.hasInboxCopy({ userId: b, msgId: m.msgId }), false, 'pruned, message forgotten')
+    const [kept] = (await store.applyBatch([messageWrite(a, cid(9), { kind: 'user', userId: c }, [c, a], 400)])).map(asMessage)
+    await store.pruneInboxes({ keepLastPerUser: 1 }) // a keeps its copy; c keeps it too: nothing of kept goes
+    await store.applyBatch([messageWrite(b, cid(9), { kind: 'user', userId: c }, [c, b], 500)])
+    await store.pruneInboxes({ keepLastPerUser: 1 }) // c's copy of kept goes, a's stays
+    t.equal(await store.hasInboxCopy({ userId: c, msgId: kept.msgId }), false, "c's copy pruned")
+    t.equal(await store.hasInboxCopy({ userId: a, msgId: kept.msgId }), true, "a's copy of the same message remains")
+    await rejectsMessageCode(t, store.hasInboxCopy({ userId: 0, msgId: m.msgId }), 'INVALID_ARGUMENT')
+    await rejectsMessageCode(t, store.hasInboxCopy({ userId: b, msgId: 1.5 }), 'INVALID_ARGUMENT')
+  })
+
   withStore('closed store refuses calls', async ({ store, users: [a] }, t) => {
     await store.close()
     await rejectsMessageCode(t, store.listContacts(a), 'STORE_CLOSED')
     await rejectsMessageCode(t, store.applyBatch([]), 'STORE_CLOSED')
     await rejectsMessageCode(t, store.readInbox({ userId: a, afterVersion: 0, limit: 1 }), 'STORE_CLOSED')
+    await rejectsMessageCode(t, store.hasInboxCopy({ userId: a, msgId: 1 }), 'STORE_CLOSED')
     await store.close()
   })
 }

@@ -30,7 +30,7 @@ import { detectLosses, expireMessages, onProbeTimeout, ptoDeadlineMs } from './r
 import { type ClientSecurity, SecureHandshake, type ServerSecurity } from './secure-handshake.js'
 import { keyUpdateDeadlineMs, updateKeysByTime } from './security.js'
 import type { SentRecord } from './sent-record.js'
-import { MIN_DATAGRAM_BYTES, maxChunkBytes } from './sizing.js'
+import { MIN_DATAGRAM_BYTES, maxChunkBytes, sendableMessageBytes } from './sizing.js'
 import { drawKeepAliveJitter, keepAliveDeadlineMs, onKeepAlive } from './keepalive.js'
 
 export interface SessionOptions {
@@ -262,7 +262,7 @@ export class Session {
     if (streamId >= this.peerParams.maxStreams) {
       throw new UsageError(ErrorCode.STREAM_LIMIT_ERROR, `stream id ${streamId} >= peer limit ${this.peerParams.maxStreams}`)
     }
-    let limit = Math.min(this.config.maxMessageBytes, this.peerParams.maxMessageBytes)
+    let limit = sendableMessageBytes(this)
     // A realtime receiver holds at most this much of an incomplete message.
     if (streamKindOf(streamId) === StreamKind.realtime) limit = Math.min(limit, REALTIME_MAX_PENDING_BYTES)
     if (data.length > limit) {

@@ -25,3 +25,7 @@ export const maxChunkBytes = (o: {
   const fragmentHeader = unfragmentedHeader + 2 * varintLength(o.msgLength)
   return payloadBudget - fragmentHeader
 }
+
+/** The largest message a session sends: the peer's maxMessageBytes transport parameter, or ours. */
+export const sendableMessageBytes = (s: { config: { maxMessageBytes: number }; peerParams: { maxMessageBytes: number } }): number =>
+  Math.min(s.config.maxMessageBytes, s.peerParams.maxMessageBytes)

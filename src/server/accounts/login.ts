@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import type { AuthFailureCode } from '../../protocol/login-messages.js'
 import { StoreError, isValidDeviceName, isValidUsername, type AccountStore } from '../../store/account-store.js'
-import { DEFAULT_SCRYPT_PARAMS, PASSWORD_MAX_BYTES, hashPassword, verifyPassword, type ScryptParams } from './password.js'
+import { DEFAULT_SCRYPT_PARAMS, PASSWORD_MAX_BYTES, hashPassword, isPasswordTooLong, verifyPassword, type ScryptParams } from './password.js'
 import { TokenBucketLimiter, addressKey, type TokenBucketOptions } from './rate-limit.js'
 import { TokenError, type SessionTokens, type TokenClaims } from './tokens.js'
 
@@ -59,7 +59,8 @@ export interface LoginServiceOptions {
   maxDevicesPerUser?: number
   /** Attempts (login and register) per client address. Default burst 20, +1 per 3 s, 100k addresses. */
   perAddress?: TokenBucketOptions
-  /** Failed logins per username (known or not). Default burst 10, +1 per 60 s, 100k names. */
+  /** Failed logins per username (known or not): every attempt takes one before hashing, a
+   * successful one gives it back. Default burst 10, +1 per 60 s, 100k names. */
   perUser?: TokenBucketOptions
   /** Called after kick() revoked tokens, so the session layer can close live sessions. */
   onKick?: (event: { userId: number; revokedTokens: number }) => void
@@ -93,33 +94,45 @@ export class LoginService {
   }
 
   async login(req: LoginRequest): Promise<LoginOk | AuthFailure> {
-    if (typeof req.password !== 'string' || Buffer.byteLength(req.password) > PASSWORD_MAX_BYTES || !isValidDeviceName(req.deviceName)) {
-      return fail('INVALID_REQUEST')
-    }
+    if (!isWellFormed(req)) return fail('INVALID_REQUEST')
     const byAddress = this.perAddress.take(addressKey(req.address), req.nowMs)
     if (!byAddress.ok) return fail('RATE_LIMITED', byAddress.retryAfterMs)
-    // Keyed by the name as typed, known or not, so the limit itself reveals nothing.
-    const byUser = this.perUser.check(req.username, req.nowMs)
+    // Keyed by the name as typed, known or not, so the limit itself reveals nothing. Taken
+    // before the (slow, async) hash: checking first and charging a failure afterwards let
+    // any number of parallel guesses through the check before the first was charged.
+    const byUser = this.perUser.take(req.username, req.nowMs)
     if (!byUser.ok) return fail('RATE_LIMITED', byUser.retryAfterMs)
 
     const user = isValidUsername(req.username) ? await this.store.getUserByName(req.username) : undefined
     const verdict = await verifyPassword(req.password, user ? user.passwordHash : await this.dummy(), this.params)
-    if (!user || !verdict.ok) {
-      this.perUser.charge(req.username, req.nowMs)
+    if (!user || !verdict.ok) return fail('WRONG_CREDENTIALS')
+    // The hash verified may have been replaced while scrypt ran (admin passwd): the session
+    // must only start if it is still the stored one.
+    let verifiedHash = user.passwordHash
+    if (verdict.needsRehash) {
+      const upgradedHash = await hashPassword(req.password, this.params)
+      // Compare-and-set: an unconditional write would put the old password back.
+      if (!(await this.store.replacePasswordHash({ userId: user.userId, expectedPasswordHash: verifiedHash, passwordHash: upgradedHash }))) {
+        return fail('WRONG_CREDENTIALS')
+      }
+      verifiedHash = upgradedHash
+    }
+    const started = await this.startSession({ userId: user.userId, deviceName: req.deviceName, nowMs: req.nowMs })
+    if (!(await this.stillCurrent(user.userId, verifiedHash))) {
+      // Changed while we worked, perhaps after our token was stored: take the token back.
+      if (started.ok) await this.tokens.revoke({ token: started.token, nowMs: req.nowMs })
       return fail('WRONG_CREDENTIALS')
     }
-    if (verdict.needsRehash) {
-      await this.store.setPassword({ userId: user.userId, passwordHash: await hashPassword(req.password, this.params) })
-    }
-    return this.startSession({ userId: user.userId, deviceName: req.deviceName, nowMs: req.nowMs })
+    // The limit counts failed guesses; the right password gives its attempt back.
+    this.perUser.giveBack(req.username, req.nowMs)
+    return started
   }
 
   /** Create an account and log it in; refused unless openRegistration. */
   async register(req: LoginRequest): Promise<LoginOk | AuthFailure> {
     if (!this.openRegistration) return fail('REGISTRATION_CLOSED')
-    if (typeof req.password !== 'string' || Buffer.byteLength(req.password) > PASSWORD_MAX_BYTES || !isValidDeviceName(req.deviceName)) {
-      return fail('INVALID_REQUEST')
-    }
+    // A password that only NFC makes too long gets the same answer as any too-long one.
+    if (!isWellFormed(req) || isPasswordTooLong(req.password)) return fail('INVALID_REQUEST')
     if (!isValidUsername(req.username)) return fail('INVALID_USERNAME')
     if ([...req.password.normalize('NFC')].length < this.minPasswordLength) return fail('WEAK_PASSWORD')
     const byAddress = this.perAddress.take(addressKey(req.address), req.nowMs)
@@ -187,12 +200,25 @@ export class LoginService {
     return { ok: true, token, userId: args.userId, deviceId: device.deviceId, expiresAtMs: claims.expiresAtMs }
   }
 
+  /**
+   * Checked after the token is stored. `admin passwd` stores the new hash and then revokes
+   * every token: if we still see the verified hash here, our token was stored before the
+   * new hash, hence before the revocation, which covers it.
+   */
+  private async stillCurrent(userId: number, verifiedHash: string): Promise<boolean> {
+    return (await this.store.getUserById(userId))?.passwordHash === verifiedHash
+  }
+
   /** A hash of a random password with the current parameters: unknown users cost the same. */
   private dummy(): Promise<string> {
     this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'), this.params)
     return this.dummyHash
   }
 }
+
+/** The request's shape as the wire decoder enforces it (raw UTF-8 bytes of the password). */
+const isWellFormed = (req: LoginRequest): boolean =>
+  typeof req.password === 'string' && Buffer.byteLength(req.password) <= PASSWORD_MAX_BYTES && isValidDeviceName(req.deviceName)
 
 const fail = (code: AuthFailureCode, retryAfterMs?: number): AuthFailure =>
   retryAfterMs === undefined ? { ok: false, code } : { ok: false, code, retryAfterMs }

@@ -22,10 +22,14 @@ const HASH_BYTES = 32
 /** Passwords are UTF-8 after NFC normalization; this bounds the work per attempt. */
 export const PASSWORD_MAX_BYTES = 1024
 
+export type PasswordFormatErrorCode = 'PASSWORD_TOO_LONG' | 'MALFORMED_HASH' | 'BAD_PARAMETERS'
+
 export class PasswordFormatError extends Error {
-  constructor(message: string) {
+  readonly code: PasswordFormatErrorCode
+  constructor(code: PasswordFormatErrorCode, message: string) {
     super(message)
     this.name = 'PasswordFormatError'
+    this.code = code
   }
 }
 
@@ -36,23 +40,28 @@ const scryptAsync = (password: Buffer, salt: Buffer, params: ScryptParams, keyBy
     scrypt(password, salt, keyBytes, { N: params.N, r: params.r, p: params.p, maxmem }, (err, key) => (err ? reject(err) : resolve(key)))
   })
 
-const passwordBytes = (password: string): Buffer => {
-  const b = Buffer.from(password.normalize('NFC'), 'utf8')
-  if (b.length > PASSWORD_MAX_BYTES) throw new PasswordFormatError(`password longer than ${PASSWORD_MAX_BYTES} bytes`)
-  return b
-}
+/** What scrypt hashes: the UTF-8 of the NFC form. */
+const normalizedBytes = (password: string): Buffer => Buffer.from(password.normalize('NFC'), 'utf8')
+
+/**
+ * The one place the byte limit is decided. It applies to the normalized bytes, which can
+ * be up to 3x the raw ones (U+0958 is 3 bytes, NFC makes it 6), so a password within the
+ * wire limit can still be too long: registration refuses it, login finds it wrong.
+ */
+export const isPasswordTooLong = (password: string): boolean => normalizedBytes(password).length > PASSWORD_MAX_BYTES
 
 const checkParams = (p: ScryptParams): void => {
   const powerOfTwo = Number.isSafeInteger(p.N) && p.N >= 2 && (p.N & (p.N - 1)) === 0
   if (!powerOfTwo || !(Number.isSafeInteger(p.r) && p.r >= 1 && p.r <= 64) || !(Number.isSafeInteger(p.p) && p.p >= 1 && p.p <= 16)) {
-    throw new PasswordFormatError(`bad scrypt parameters N=${p.N} r=${p.r} p=${p.p}`)
+    throw new PasswordFormatError('BAD_PARAMETERS', `bad scrypt parameters N=${p.N} r=${p.r} p=${p.p}`)
   }
 }
 
 export const hashPassword = async (password: string, params: ScryptParams = DEFAULT_SCRYPT_PARAMS): Promise<string> => {
   checkParams(params)
+  if (isPasswordTooLong(password)) throw new PasswordFormatError('PASSWORD_TOO_LONG', `password longer than ${PASSWORD_MAX_BYTES} bytes after NFC normalization`)
   const salt = randomBytes(SALT_BYTES)
-  const hash = await scryptAsync(passwordBytes(password), salt, params)
+  const hash = await scryptAsync(normalizedBytes(password), salt, params)
   return `scrypt$${params.N}$${params.r}$${params.p}$${salt.toString('base64')}$${hash.toString('base64')}`
 }
 
@@ -63,13 +72,13 @@ export interface ParsedHash extends ScryptParams {
 
 export const parsePasswordHash = (stored: string): ParsedHash => {
   const parts = stored.split('$')
-  if (parts.length !== 6 || parts[0] !== 'scrypt') throw new PasswordFormatError('not an scrypt hash string')
+  if (parts.length !== 6 || parts[0] !== 'scrypt') throw new PasswordFormatError('MALFORMED_HASH', 'not an scrypt hash string')
   const [N, r, p] = parts.slice(1, 4).map((s) => (/^[0-9]{1,10}$/.test(s) ? Number(s) : NaN))
   const params = { N, r, p }
   checkParams(params)
   const salt = Buffer.from(parts[4], 'base64')
   const hash = Buffer.from(parts[5], 'base64')
-  if (salt.length < 8 || hash.length < 16 || hash.length > 64) throw new PasswordFormatError('salt or hash too short')
+  if (salt.length < 8 || hash.length < 16 || hash.length > 64) throw new PasswordFormatError('MALFORMED_HASH', 'salt or hash too short')
   return { ...params, salt, hash }
 }
 
@@ -83,16 +92,16 @@ export interface VerifyResult {
   needsRehash: boolean
 }
 
-/** Constant-time comparison; a malformed stored hash throws PasswordFormatError. */
+/**
+ * Constant-time comparison; a malformed stored hash throws PasswordFormatError. A password
+ * too long to have been stored is wrong, after the same scrypt work as any other (over its
+ * first PASSWORD_MAX_BYTES bytes), so the answer and its timing say nothing more.
+ */
 export const verifyPassword = async (password: string, stored: string, current: ScryptParams = DEFAULT_SCRYPT_PARAMS): Promise<VerifyResult> => {
   const parsed = parsePasswordHash(stored)
-  let candidate: Buffer
-  try {
-    candidate = await scryptAsync(passwordBytes(password), parsed.salt, parsed, parsed.hash.length)
-  } catch (err) {
-    if (err instanceof PasswordFormatError) return { ok: false, needsRehash: false }
-    throw err
-  }
-  const ok = candidate.length === parsed.hash.length && timingSafeEqual(candidate, parsed.hash)
+  const bytes = normalizedBytes(password)
+  const tooLong = bytes.length > PASSWORD_MAX_BYTES
+  const candidate = await scryptAsync(bytes.subarray(0, PASSWORD_MAX_BYTES), parsed.salt, parsed, parsed.hash.length)
+  const ok = timingSafeEqual(candidate, parsed.hash) && !tooLong
   return { ok, needsRehash: ok && isWeaker(parsed, current) }
 }

@@ -55,6 +55,13 @@ export class TokenBucketLimiter {
     this.buckets.set(key, bucket)
   }
 
+  /** Return one attempt taken earlier that turned out not to count (capped at capacity). */
+  giveBack(key: string, nowMs: number): void {
+    const bucket = this.refill(key, nowMs)
+    bucket.tokens = Math.min(bucket.tokens + 1, this.options.capacity)
+    this.buckets.set(key, bucket)
+  }
+
   get trackedKeys(): number {
     return this.buckets.size
   }

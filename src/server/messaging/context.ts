@@ -6,6 +6,8 @@ import type { AccountStore } from '../../store/account-store.js'
 import type { GroupCommit } from '../../store/group-commit.js'
 import { MessageStoreError, type InboxWriteResult, type MessageStore } from '../../store/message-store.js'
 import type { Logger } from '../../io/logger.js'
+import type { TokenBucketLimiter } from '../accounts/rate-limit.js'
+import type { KeyedSerial } from './keyed-serial.js'
 import type { ChatLink, LinkRegistry } from './links.js'
 import type { MessagingLimits } from './limits.js'
 
@@ -19,6 +21,8 @@ export interface MessagingStats {
   sendsFailed: number
   syncs: number
   entriesSynced: number
+  /** Inbox entries left out of a sync because alone they exceed the device's maxMessageBytes. */
+  entriesTooLargeForDevice: number
   fins: number
   receiptsAdded: number
   requests: number
@@ -34,6 +38,7 @@ export const newMessagingStats = (): MessagingStats => ({
   sendsFailed: 0,
   syncs: 0,
   entriesSynced: 0,
+  entriesTooLargeForDevice: 0,
   fins: 0,
   receiptsAdded: 0,
   requests: 0,
@@ -53,6 +58,12 @@ export interface MessagingContext {
   stats: MessagingStats
   /** Users found to exist (users are never deleted, so a positive answer stays true). */
   knownUsers: LRUCache<number, true>
+  /** Requests (contacts, groups, lookups) per user: RATE_LIMITED beyond it. */
+  requestRate: TokenBucketLimiter
+  /** Changes of one group (invite, leave, rename) run one at a time, by group id. */
+  groupChanges: KeyedSerial<number>
+  /** Told (once) when the store failed for good. */
+  onStoreFailed: ((err: Error) => void) | undefined
 }
 
 /** Does the user exist? A store lookup only the first time (per cache lifetime) a user is named. */
@@ -87,6 +98,9 @@ export const toChatError = (ctx: MessagingContext, err: unknown, what: string): 
         return new ChatRequestError(err.code, err.message)
       case 'INVALID_ARGUMENT':
         return new ChatRequestError('INVALID_REQUEST', err.message)
+      case 'STORE_FAILED':
+        ctx.onStoreFailed?.(err)
+        break
       default:
         break
     }

@@ -11,6 +11,8 @@ export interface ChatLink {
   readonly deviceId: number
   /** For logs. */
   readonly traceId: string
+  /** The largest message the device's session takes (its transport parameter and ours). */
+  readonly maxMessageBytes: number
   /** Queue bytes on the session's control stream; false when the session can take no more. */
   send(bytes: Uint8Array): boolean
 }

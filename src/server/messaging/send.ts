@@ -53,8 +53,14 @@ export class SendHandler {
     try {
       outcome = this.store(link, m, await this.check(link, m))
     } catch (err) {
-      this.fail(link, m, toChatError(ctx, err, 'send'))
-      return
+      // A retry of a message stored before its id left the cache (a restart, or evicted)
+      // gets that message's SEND_OK whatever the checks say now (the sender may have left
+      // the group since); the store answers a duplicate with the versions first assigned.
+      if (!(err instanceof ChatRequestError) || !(await this.storedBefore(link, m))) {
+        this.fail(link, m, toChatError(ctx, err, 'send'))
+        return
+      }
+      outcome = this.store(link, m, [link.userId])
     }
     this.recent.set(key, outcome)
     outcome.catch(() => this.recent.delete(key))
@@ -64,6 +70,7 @@ export class SendHandler {
   /** Limits and recipients; returns every inbox that gets a copy. */
   private async check(link: ChatLink, m: Send): Promise<number[]> {
     const { ctx } = this
+    if (m.body.length === 0) throw new ChatRequestError('INVALID_REQUEST', 'message body is empty')
     const bodyBytes = Buffer.byteLength(m.body, 'utf8')
     if (bodyBytes > ctx.limits.maxBodyBytes) {
       throw new ChatRequestError('MESSAGE_TOO_LARGE', `message body is ${bodyBytes} bytes, the limit is ${ctx.limits.maxBodyBytes}`)
@@ -71,6 +78,15 @@ export class SendHandler {
     const decision = this.rate.take(String(link.userId), ctx.nowMs())
     if (!decision.ok) throw new ChatRequestError('RATE_LIMITED', 'too many messages', decision.retryAfterMs)
     return recipientsOf(ctx, link.userId, m.to)
+  }
+
+  private async storedBefore(link: ChatLink, m: Send): Promise<boolean> {
+    try {
+      return (await this.ctx.store.findByClientMsgId({ senderUserId: link.userId, clientMsgId: m.clientMsgId })) !== undefined
+    } catch (err) {
+      toChatError(this.ctx, err, 'send duplicate lookup') // counted and logged; the check's error is answered
+      return false
+    }
   }
 
   private async store(link: ChatLink, m: Send, inboxUserIds: number[]): Promise<SendOutcome> {

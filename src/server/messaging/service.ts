@@ -18,6 +18,8 @@ import type { Logger } from '../../io/logger.js'
 import { type MessagingContext, type MessagingStats, newMessagingStats, sendMessage } from './context.js'
 import { DEFAULT_MESSAGING_LIMITS, type MessagingLimits } from './limits.js'
 import { type ChatLink, LinkRegistry } from './links.js'
+import { TokenBucketLimiter } from '../accounts/rate-limit.js'
+import { KeyedSerial } from './keyed-serial.js'
 import { SendHandler } from './send.js'
 import { handleRequest } from './social.js'
 import { handleFin, handleRead, handleSync } from './sync.js'
@@ -35,6 +37,21 @@ export interface MessagingServiceOptions {
   limits?: Partial<MessagingLimits>
   /** Wall-clock ms since the epoch (message and receipt times). Default Date.now. */
   nowMs?: () => number
+  /**
+   * The message store failed for good (STORE_FAILED: a durable commit could not be
+   * confirmed); called once. Only a restart, whose recovery decides what is on disk, helps.
+   */
+  onStoreFailed?: (err: Error) => void
+}
+
+const once = (fn: ((err: Error) => void) | undefined): ((err: Error) => void) | undefined => {
+  if (fn === undefined) return undefined
+  let called = false
+  return (err) => {
+    if (called) return
+    called = true
+    fn(err)
+  }
 }
 
 export class MessagingService {
@@ -44,16 +61,24 @@ export class MessagingService {
   private readonly queues = new Map<ChatLink, Promise<void>>()
 
   constructor(o: MessagingServiceOptions) {
+    const limits = { ...DEFAULT_MESSAGING_LIMITS, ...o.limits }
     this.ctx = {
       store: o.store,
       accounts: o.accounts,
       commit: o.commit,
       links: new LinkRegistry(),
-      limits: { ...DEFAULT_MESSAGING_LIMITS, ...o.limits },
+      limits,
       log: o.log,
       nowMs: o.nowMs ?? Date.now,
       stats: this.stats,
       knownUsers: new LRUCache<number, true>({ max: KNOWN_USERS_CACHED }),
+      groupChanges: new KeyedSerial<number>(),
+      onStoreFailed: once(o.onStoreFailed),
+      requestRate: new TokenBucketLimiter({
+        capacity: limits.requestBurst,
+        refillIntervalMs: 1000 / limits.requestRatePerSecond,
+        maxKeys: limits.rateLimitedUsersTracked,
+      }),
     }
     this.sends = new SendHandler(this.ctx)
   }
@@ -139,6 +164,9 @@ export class MessagingService {
 
   private async announcePresence(userId: number, online: boolean): Promise<void> {
     const contacts = await this.ctx.store.listContacts(userId)
+    // The user came or went while the contacts were read: that change announces itself,
+    // and this stale one must not arrive after it.
+    if (this.ctx.links.isOnline(userId) !== online) return
     for (const contactId of contacts) {
       for (const link of this.ctx.links.linksOf(contactId)) sendMessage(this.ctx, link, { type: 'PRESENCE', userId, online })
     }

@@ -3,6 +3,7 @@
  * (OK, ERROR or a data reply). Group changes are also inbox entries (durable, synced to
  * every device of every member), written through the group commit.
  */
+import { encodeChatMessage } from '../../protocol/chat-codec.js'
 import type { ChatMessage, ChatRequest, GroupEventKind, UserSummary } from '../../protocol/chat-types.js'
 import { ChatRequestError, type MessagingContext, notifyVersions, sendMessage, toChatError } from './context.js'
 import type { ChatLink } from './links.js'
@@ -11,13 +12,32 @@ export const handleRequest = async (ctx: MessagingContext, link: ChatLink, m: Ch
   ctx.stats.requests++
   let reply: ChatMessage
   try {
+    const rate = ctx.requestRate.take(String(link.userId), ctx.nowMs())
+    if (!rate.ok) throw new ChatRequestError('RATE_LIMITED', `too many requests; retry in ${Math.ceil(rate.retryAfterMs ?? 0)} ms`)
     reply = await answer(ctx, link, m)
   } catch (err) {
     ctx.stats.requestsFailed++
-    const e = toChatError(ctx, err, m.type)
-    reply = { type: 'ERROR', requestId: m.requestId, code: e.code, message: e.message.slice(0, 200) }
+    reply = errorReply(m.requestId, toChatError(ctx, err, m.type))
   }
-  sendMessage(ctx, link, reply)
+  sendReply(ctx, link, m.requestId, reply)
+}
+
+const errorReply = (requestId: number, e: ChatRequestError): ChatMessage => ({ type: 'ERROR', requestId, code: e.code, message: e.message.slice(0, 200) })
+
+/** Exactly one reply per request: one the codec or the device cannot take (a list too long) becomes an ERROR. */
+const sendReply = (ctx: MessagingContext, link: ChatLink, requestId: number, reply: ChatMessage): void => {
+  let bytes: Uint8Array | undefined
+  try {
+    bytes = encodeChatMessage(reply)
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err
+  }
+  if (bytes === undefined || bytes.length > link.maxMessageBytes) {
+    ctx.stats.requestsFailed++
+    ctx.log.warn({ session: link.traceId, type: reply.type, bytes: bytes?.length }, 'reply too large for the device: answered with an error')
+    bytes = encodeChatMessage(errorReply(requestId, new ChatRequestError('INTERNAL_ERROR', `the ${reply.type} reply is too large to send`)))
+  }
+  ctx.links.sendTo(link, bytes)
 }
 
 const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Promise<ChatMessage> => {
@@ -41,6 +61,7 @@ const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Pr
       return { type: 'CONTACTS', requestId, contacts: users.map((u) => ({ ...u, online: ctx.links.isOnline(u.userId) })) }
     }
     case 'GROUP_CREATE': {
+      checkNewGroupName(m.name)
       const invited = await Promise.all(m.usernames.map((name) => userByName(ctx, name)))
       const memberIds = [...new Set([me, ...invited.map((u) => u.userId)])]
       if (memberIds.length > ctx.limits.maxGroupSize) throw new ChatRequestError('GROUP_FULL', `a group holds at most ${ctx.limits.maxGroupSize} members`)
@@ -48,27 +69,31 @@ const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Pr
       await groupEvent(ctx, { groupId: group.groupId, event: 'created', actor: me, subject: me, name: group.name, inboxUserIds: memberIds })
       return { type: 'GROUP', requestId, groupId: group.groupId, name: group.name, members: await summaries(ctx, memberIds) }
     }
-    case 'GROUP_INVITE': {
-      const { name, members } = await groupOf(ctx, m.groupId, me)
-      const invitee = await userByName(ctx, m.username)
-      if (members.includes(invitee.userId)) throw new ChatRequestError('ALREADY_MEMBER', `${invitee.username} is already a member`)
-      if (members.length >= ctx.limits.maxGroupSize) throw new ChatRequestError('GROUP_FULL', `a group holds at most ${ctx.limits.maxGroupSize} members`)
-      await ctx.store.addGroupMember({ groupId: m.groupId, userId: invitee.userId, nowMs: ctx.nowMs() })
-      await groupEvent(ctx, { groupId: m.groupId, event: 'joined', actor: me, subject: invitee.userId, name, inboxUserIds: [...members, invitee.userId] })
-      return { type: 'OK', requestId }
-    }
-    case 'GROUP_LEAVE': {
-      const { name, members } = await groupOf(ctx, m.groupId, me)
-      await ctx.store.removeGroupMember({ groupId: m.groupId, userId: me })
-      await groupEvent(ctx, { groupId: m.groupId, event: 'left', actor: me, subject: me, name, inboxUserIds: members })
-      return { type: 'OK', requestId }
-    }
-    case 'GROUP_RENAME': {
-      const { members } = await groupOf(ctx, m.groupId, me)
-      await ctx.store.renameGroup({ groupId: m.groupId, name: m.name })
-      await groupEvent(ctx, { groupId: m.groupId, event: 'renamed', actor: me, subject: me, name: m.name, inboxUserIds: members })
-      return { type: 'OK', requestId }
-    }
+    case 'GROUP_INVITE':
+      return ctx.groupChanges.run(m.groupId, async () => {
+        const { name, members } = await groupOf(ctx, m.groupId, me)
+        const invitee = await userByName(ctx, m.username)
+        if (members.includes(invitee.userId)) throw new ChatRequestError('ALREADY_MEMBER', `${invitee.username} is already a member`)
+        if (members.length >= ctx.limits.maxGroupSize) throw new ChatRequestError('GROUP_FULL', `a group holds at most ${ctx.limits.maxGroupSize} members`)
+        await ctx.store.addGroupMember({ groupId: m.groupId, userId: invitee.userId, nowMs: ctx.nowMs() })
+        await groupEvent(ctx, { groupId: m.groupId, event: 'joined', actor: me, subject: invitee.userId, name, inboxUserIds: [...members, invitee.userId] })
+        return { type: 'OK', requestId }
+      })
+    case 'GROUP_LEAVE':
+      return ctx.groupChanges.run(m.groupId, async () => {
+        const { name, members } = await groupOf(ctx, m.groupId, me)
+        await ctx.store.removeGroupMember({ groupId: m.groupId, userId: me })
+        await groupEvent(ctx, { groupId: m.groupId, event: 'left', actor: me, subject: me, name, inboxUserIds: members })
+        return { type: 'OK', requestId }
+      })
+    case 'GROUP_RENAME':
+      checkNewGroupName(m.name)
+      return ctx.groupChanges.run(m.groupId, async () => {
+        const { members } = await groupOf(ctx, m.groupId, me)
+        await ctx.store.renameGroup({ groupId: m.groupId, name: m.name })
+        await groupEvent(ctx, { groupId: m.groupId, event: 'renamed', actor: me, subject: me, name: m.name, inboxUserIds: members })
+        return { type: 'OK', requestId }
+      })
     case 'GROUP_MEMBERS': {
       const { name, members } = await groupOf(ctx, m.groupId, me)
       return { type: 'GROUP', requestId, groupId: m.groupId, name, members: await summaries(ctx, members) }
@@ -85,6 +110,18 @@ const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Pr
       return { type: 'USERS', requestId, users: found.flatMap((u) => (u === undefined ? [] : [{ userId: u.userId, username: u.username }])) }
     }
   }
+}
+
+/**
+ * Control characters (C0, DEL, C1) and bidirectional overrides or isolates have no place
+ * in a group name: every member's client shows it, and they can disguise it or drive a
+ * terminal. (Bodies may hold any text: clients make it safe to show.)
+ */
+const UNSAFE_IN_NAMES = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u
+
+const checkNewGroupName = (name: string): void => {
+  if (name.trim().length === 0) throw new ChatRequestError('INVALID_REQUEST', 'a group name cannot be empty')
+  if (UNSAFE_IN_NAMES.test(name)) throw new ChatRequestError('INVALID_REQUEST', 'a group name cannot hold control or text-direction characters')
 }
 
 const userByName = async (ctx: MessagingContext, username: string): Promise<UserSummary> => {

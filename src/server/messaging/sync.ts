@@ -3,6 +3,7 @@
  * inbox entries after a version; FIN moves the device's cursor and gives the senders of
  * the newly held messages a "delivered" receipt; READ gives them a "read" receipt.
  */
+import { encodeChatMessage } from '../../protocol/chat-codec.js'
 import type { ChatMessage, InboxEntry, ReceiptStatus } from '../../protocol/chat-types.js'
 import { type MessagingContext, notifyVersions, sendMessage, toChatError } from './context.js'
 import type { ChatLink } from './links.js'
@@ -24,8 +25,52 @@ export const handleSync = async (ctx: MessagingContext, link: ChatLink, m: Extra
   entries = withinByteBudget(entries, ctx.limits.maxSyncBodyBytes)
   const last = entries.at(-1)?.version ?? m.afterVersion
   if (last > latestVersion) latestVersion = last
-  ctx.stats.entriesSynced += entries.length
-  sendMessage(ctx, link, { type: 'SYNC_BATCH', afterVersion: m.afterVersion, latestVersion, entries })
+  const batch: SyncBatch = { type: 'SYNC_BATCH', afterVersion: m.afterVersion, latestVersion, entries }
+  const bytes = encodeChatMessage(batch)
+  if (bytes.length <= link.maxMessageBytes) {
+    ctx.stats.entriesSynced += entries.length
+    ctx.links.sendTo(link, bytes)
+  } else sendWithinDeviceLimit(ctx, link, batch)
+}
+
+type SyncBatch = Extract<ChatMessage, { type: 'SYNC_BATCH' }>
+
+/**
+ * A batch larger than the device's session takes (its maxMessageBytes) would never be
+ * sent, and the device would ask again forever: send the longest prefix that fits. An
+ * entry too large on its own is left out (counted, logged) and passed over; when nothing
+ * else fits, an empty batch whose latestVersion is the last entry left out moves the
+ * device past it, and a PUSH of the real head keeps it syncing.
+ */
+const sendWithinDeviceLimit = (ctx: MessagingContext, link: ChatLink, batch: SyncBatch): void => {
+  const limit = link.maxMessageBytes
+  const sizeOf = (entries: InboxEntry[]): number => encodeChatMessage({ ...batch, entries }).length
+  const fitting: InboxEntry[] = []
+  let lastLeftOut = -1
+  for (const e of batch.entries) {
+    if (sizeOf([e]) <= limit) fitting.push(e)
+    else if (fitting.length === 0) lastLeftOut = e.version
+  }
+  const leftOut = batch.entries.length - fitting.length
+  if (leftOut > 0) {
+    ctx.stats.entriesTooLargeForDevice += leftOut
+    ctx.log.warn({ session: link.traceId, leftOut, maxMessageBytes: limit }, 'inbox entries too large for the device left out of its sync')
+  }
+  if (fitting.length === 0) {
+    sendMessage(ctx, link, { ...batch, latestVersion: lastLeftOut, entries: [] })
+    if (batch.latestVersion > lastLeftOut) sendMessage(ctx, link, { type: 'PUSH', latestVersion: batch.latestVersion })
+    return
+  }
+  // Longest prefix of the fitting entries within the limit (at least one: each fits alone).
+  let low = 1
+  let high = fitting.length
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2)
+    if (sizeOf(fitting.slice(0, mid)) <= limit) low = mid
+    else high = mid - 1
+  }
+  ctx.stats.entriesSynced += low
+  sendMessage(ctx, link, { ...batch, entries: fitting.slice(0, low) })
 }
 
 /** Keep a prefix whose bodies fit the budget (always at least one entry, so sync progresses). */
@@ -66,8 +111,8 @@ export const handleRead = async (ctx: MessagingContext, link: ChatLink, m: Extra
     for (const msgId of ids) {
       const msg = await ctx.store.getMessage(msgId)
       if (msg === undefined || msg.senderUserId === link.userId) continue
-      const allowed = msg.to.kind === 'user' ? msg.to.userId === link.userId : (await ctx.store.listGroupMembers(msg.to.groupId)).includes(link.userId)
-      if (allowed) writes.push(addReceipt(ctx, msgId, 'read', link.userId))
+      // Only a message in the reader's own inbox: a member who joined a group later never got the older ones.
+      if (await ctx.store.hasInboxCopy({ userId: link.userId, msgId })) writes.push(addReceipt(ctx, msgId, 'read', link.userId))
     }
     await Promise.all(writes)
   } catch (err) {
