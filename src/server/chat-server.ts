@@ -127,13 +127,14 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
     else if (e.event.type === 'closed') auth.forget(e.session)
     logSessionEvent(log, e)
   })
-  const policy = (): RetentionPolicy => ({
+  const policy = (nowMs: number): RetentionPolicy => ({
+    nowMs,
     // Days reaching back before 1970 keep everything by age (a negative cutoff is refused by the store).
-    olderThanMs: o.retention?.days === undefined ? undefined : Math.max(0, Date.now() - o.retention.days * DAY_MS),
+    olderThanMs: o.retention?.days === undefined ? undefined : Math.max(0, nowMs - o.retention.days * DAY_MS),
     keepLastPerUser: o.retention?.messagesPerUser,
   })
   const pruneNow = async (): Promise<number> => {
-    const deleted = await o.messages.pruneInboxes(policy())
+    const deleted = await o.messages.pruneInboxes(policy(Date.now()))
     if (deleted > 0) log.info({ deleted }, 'inbox retention applied')
     return deleted
   }

@@ -12,14 +12,16 @@
  * otherwise it waits for the batches before it and the user lookups. close() refuses new
  * calls at once and resolves when the batches called before it are applied.
  *
- * Retention (pruneInboxes) deletes inbox entries and then every message no inbox entry of
- * kind 'message' refers to any more (with its receipts), as the SQLite store does.
+ * Retention (pruneInboxes) deletes inbox entries; a message no inbox entry of kind
+ * 'message' refers to any more keeps de-duplicating until MESSAGE_MEMORY_MS after it was
+ * stored, then goes with its receipts, as in the SQLite store.
  */
 import type { InboxEntry, Peer, ReceiptStatus } from '../protocol/chat-types.js'
 import type { AccountStore } from './account-store.js'
 import { checkGroupName, checkInboxWrite, orderVersionsLike, uniqueUserIds } from './group-commit.js'
 import { SerialQueue } from './serial-queue.js'
 import {
+  MESSAGE_MEMORY_MS,
   MessageStoreError,
   type GroupRecord,
   type InboxWrite,
@@ -127,6 +129,8 @@ export class MemoryMessageStore implements MessageStore {
   private readonly messages = new Map<number, MemMessage>()
   private readonly byClientKey = new Map<string, MemMessage>()
   private readonly receipts = new Set<string>()
+  /** Messages without a copy left, until MESSAGE_MEMORY_MS after they were stored. */
+  private readonly orphans = new Set<MemMessage>()
   private readonly inboxes = new Map<number, Inbox>()
   private readonly cursors = new Map<number, number>()
   private nextGroupId = 1
@@ -443,7 +447,8 @@ export class MemoryMessageStore implements MessageStore {
 
   async pruneInboxes(policy: RetentionPolicy): Promise<number> {
     this.open()
-    const { olderThanMs, keepLastPerUser } = policy
+    const { olderThanMs, keepLastPerUser, nowMs } = policy
+    if (!isCount(nowMs)) throw invalid(`nowMs ${String(nowMs)}`)
     if (olderThanMs !== undefined && !isCount(olderThanMs)) throw invalid(`olderThanMs ${String(olderThanMs)}`)
     if (keepLastPerUser !== undefined && !isCount(keepLastPerUser)) throw invalid(`keepLastPerUser ${String(keepLastPerUser)}`)
     let deleted = 0
@@ -457,21 +462,26 @@ export class MemoryMessageStore implements MessageStore {
       }
     }
     if (olderThanMs !== undefined) {
+      // Oldest first, as the SQLite store: an old entry behind a younger one waits for it.
       for (const inbox of this.inboxes.values()) {
-        if (!inbox.entries.some((s) => s.atMs < olderThanMs)) continue
-        const kept: Slot[] = []
-        for (const s of inbox.entries) {
-          if (s.atMs < olderThanMs) {
-            this.dropSlot(s)
-            deleted++
-          } else {
-            kept.push(s)
-          }
-        }
-        inbox.entries = kept
+        let old = 0
+        while (old < inbox.entries.length && inbox.entries[old].atMs < olderThanMs) old++
+        for (const s of inbox.entries.splice(0, old)) this.dropSlot(s)
+        deleted += old
       }
     }
+    this.forgetOrphans(nowMs - MESSAGE_MEMORY_MS)
     return deleted
+  }
+
+  private forgetOrphans(sentBeforeMs: number): void {
+    for (const m of this.orphans) {
+      if (m.sentAtMs >= sentBeforeMs) continue
+      this.orphans.delete(m)
+      this.messages.delete(m.msgId)
+      this.byClientKey.delete(m.key)
+      if (m.receiptKeys !== undefined) for (const rk of m.receiptKeys) this.receipts.delete(rk)
+    }
   }
 
   async close(): Promise<void> {
@@ -481,13 +491,13 @@ export class MemoryMessageStore implements MessageStore {
 
   // ---- internals ----
 
+  /** A message's last copy going leaves it an orphan: remembered for de-duplication, text dropped. */
   private dropSlot(s: Slot): void {
     if (s.kind !== 'message') return
     const m = s.msg
     if (--m.copies > 0) return
-    this.messages.delete(m.msgId)
-    this.byClientKey.delete(m.key)
-    if (m.receiptKeys !== undefined) for (const rk of m.receiptKeys) this.receipts.delete(rk)
+    m.body = ''
+    this.orphans.add(m)
   }
 
   private hasEntry(userId: number, version: number): boolean {

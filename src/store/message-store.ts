@@ -127,11 +127,24 @@ export interface StoredMessage {
 }
 
 export interface RetentionPolicy {
-  /** Delete inbox entries older than this (ms since the epoch); undefined keeps all. */
+  /** The server's clock (ms since the epoch): forgets messages stored MESSAGE_MEMORY_MS before it. */
+  nowMs: number
+  /**
+   * Delete inbox entries older than this (ms since the epoch); undefined keeps all. Entries
+   * go oldest version first: one written after a newer one (the clock stepped back) goes
+   * once every entry before it has.
+   */
   olderThanMs?: number
   /** Keep at most this many newest entries per user; undefined keeps all. */
   keepLastPerUser?: number
 }
+
+/**
+ * How long a message whose inbox copies were all pruned is still remembered, counted from
+ * when it was stored: its clientMsgId keeps de-duplicating retries (the spec promises at
+ * least 24 hours), its text is dropped at once.
+ */
+export const MESSAGE_MEMORY_MS = 24 * 60 * 60 * 1000
 
 export interface MessageStore {
   // ---- contacts (mutual: adding A->B also adds B->A) ----
@@ -187,7 +200,11 @@ export interface MessageStore {
   /** Never moves a cursor backwards; returns the cursor before the call. */
   advanceCursor(args: { deviceId: number; version: number }): Promise<number>
 
-  /** Housekeeping: delete inbox entries per the policy; returns how many were deleted. Runs between batches. */
+  /**
+   * Housekeeping: delete inbox entries per the policy; returns how many were deleted. Runs
+   * between batches (the SQLite store in bounded steps, so batches go on meanwhile). A
+   * message whose last copy goes is forgotten MESSAGE_MEMORY_MS after it was stored.
+   */
   pruneInboxes(policy: RetentionPolicy): Promise<number>
 
   /** Refuses new calls at once; resolves when the batches already called for are applied. */

@@ -151,9 +151,9 @@ export class InboxMemory {
     for (const userId of batch.untracked) this.tails.forget(userId)
   }
 
-  /** Entries were deleted: none may be served from memory, nor appended by a batch begun before. */
-  pruned(): void {
-    this.tails.clear()
+  /** Entries of these inboxes were deleted: their tails may not be served, nor appended to by a batch begun before. */
+  pruned(userIds: readonly number[]): void {
+    for (const userId of userIds) this.tails.forget(userId)
     this.generation++
   }
 

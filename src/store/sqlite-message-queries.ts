@@ -60,11 +60,35 @@ export const prepareMessageQueries = (db: SqliteDatabase) => ({
   getCursor: db.prepare('SELECT version FROM device_cursors WHERE device_id = ?').pluck(),
   setCursor: db.prepare('INSERT INTO device_cursors (device_id, version) VALUES (?, ?) ON CONFLICT (device_id) DO UPDATE SET version = excluded.version'),
 
-  inboxUsers: db.prepare('SELECT user_id FROM inbox_heads ORDER BY user_id').pluck(),
-  nthNewest: db.prepare('SELECT version FROM inbox WHERE user_id = ? ORDER BY version DESC LIMIT 1 OFFSET ?').pluck(),
-  deleteUpTo: db.prepare('DELETE FROM inbox WHERE user_id = ? AND version <= ? RETURNING kind, msg_id').raw(),
-  deleteOlder: db.prepare('DELETE FROM inbox WHERE created_at_ms < ? RETURNING kind, msg_id').raw(),
-  deleteOrphan: db.prepare('DELETE FROM messages WHERE msg_id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE kind = 1 AND msg_id = ?)'),
+  // Retention (sqlite-prune.ts), in bounded steps. Per inbox: its head, oldest version and
+  // that entry's time, each one index seek on the primary key.
+  inboxesAfter: db.prepare(`
+    SELECT h.user_id, h.version,
+           (SELECT version FROM inbox WHERE user_id = h.user_id ORDER BY version LIMIT 1),
+           (SELECT created_at_ms FROM inbox WHERE user_id = h.user_id ORDER BY version LIMIT 1)
+    FROM inbox_heads h WHERE h.user_id > ? ORDER BY h.user_id LIMIT ?`).raw(),
+  // the oldest entries of an inbox up to a version, at most `limit`
+  deleteUpTo: db.prepare(`
+    DELETE FROM inbox WHERE user_id = @userId
+      AND version IN (SELECT version FROM inbox WHERE user_id = @userId AND version <= @upTo ORDER BY version LIMIT @limit)
+    RETURNING kind, msg_id`).raw(),
+  // the oldest entries of an inbox written before olderThanMs, up to the first one that was
+  // not (finding it walks only the entries to delete), at most `limit`
+  deleteOldPrefix: db.prepare(`
+    DELETE FROM inbox WHERE user_id = @userId
+      AND version IN (
+        SELECT version FROM inbox WHERE user_id = @userId
+          AND version < coalesce((SELECT version FROM inbox WHERE user_id = @userId AND created_at_ms >= @olderThanMs ORDER BY version LIMIT 1), 9007199254740991)
+        ORDER BY version LIMIT @limit)
+    RETURNING kind, msg_id`).raw(),
+  // sent_at_ms of a message no inbox entry holds a copy of (undefined if it has one, or is gone)
+  orphanSentAt: db.prepare('SELECT sent_at_ms FROM messages WHERE msg_id = @msgId AND NOT EXISTS (SELECT 1 FROM inbox WHERE kind = 1 AND msg_id = @msgId)').pluck(),
+  deleteMessage: db.prepare('DELETE FROM messages WHERE msg_id = ?'),
+  // An orphan kept for de-duplication needs its ids, not its text.
+  keepOrphan: db.prepare('INSERT OR IGNORE INTO orphaned_messages (sent_at_ms, msg_id) VALUES (?, ?)'),
+  clearBody: db.prepare("UPDATE messages SET body = '' WHERE msg_id = ?"),
+  orphansSentBefore: db.prepare('SELECT sent_at_ms, msg_id FROM orphaned_messages WHERE sent_at_ms < ? ORDER BY sent_at_ms LIMIT ?').raw(),
+  forgetOrphan: db.prepare('DELETE FROM orphaned_messages WHERE sent_at_ms = ? AND msg_id = ?'),
 })
 
 export type MessageQueries = ReturnType<typeof prepareMessageQueries>

@@ -75,7 +75,7 @@ export const MESSAGE_MIGRATIONS: readonly Migration[] = [
         CREATE INDEX inbox_message_copies ON inbox(msg_id) WHERE kind = 1;
 
         CREATE TABLE receipts (
-          msg_id INTEGER NOT NULL REFERENCES messages(msg_id) ON DELETE CASCADE,
+          msg_id INTEGER NOT NULL,
           by_user_id INTEGER NOT NULL,
           status INTEGER NOT NULL,
           created_at_ms INTEGER NOT NULL,
@@ -86,6 +86,21 @@ export const MESSAGE_MIGRATIONS: readonly Migration[] = [
           device_id INTEGER PRIMARY KEY,
           version INTEGER NOT NULL
         );
+      `)
+    },
+  },
+  {
+    version: 3,
+    name: 'messaging: messages whose inbox copies were all pruned, kept for de-duplication',
+    up(db) {
+      // Ordered by time so retention finds the ones old enough to forget without a scan; no
+      // foreign key (a cascade would scan this table for every deleted message).
+      db.exec(`
+        CREATE TABLE orphaned_messages (
+          sent_at_ms INTEGER NOT NULL,
+          msg_id INTEGER NOT NULL,
+          PRIMARY KEY (sent_at_ms, msg_id)
+        ) WITHOUT ROWID;
       `)
     },
   },

@@ -30,10 +30,12 @@
  * restart, whose recovery from the WAL decides what is durable, brings it back. The store
  * logs nothing (its callers log store errors); `failure` holds the error.
  *
- * Retention (pruneInboxes) deletes inbox rows, then every message whose last 'message'
- * inbox row went with them (its receipts follow by ON DELETE CASCADE). Message ids are
- * AUTOINCREMENT, so a pruned message's id is never handed out again. Receipt rows in the
- * sender's inbox do not keep a message alive (they carry the msgId themselves).
+ * Retention (pruneInboxes, sqlite-prune.ts) deletes inbox rows in bounded steps, then
+ * forgets every message whose last 'message' inbox row went, once it is MESSAGE_MEMORY_MS
+ * old (its receipts follow by ON DELETE CASCADE); until then it stays, text cleared, so a
+ * retried SEND is still a duplicate. Message ids are AUTOINCREMENT, so a pruned message's
+ * id is never handed out again. Receipt rows in the sender's inbox do not keep a message
+ * alive (they carry the msgId themselves).
  */
 import type { InboxEntry } from '../protocol/chat-types.js'
 import { checkGroupName, checkInboxWrite, orderVersionsLike, uniqueUserIds } from './group-commit.js'
@@ -49,6 +51,7 @@ import {
 import { CommitDurability } from './sqlite-durability.js'
 import { type BatchMemory, InboxMemory } from './sqlite-inbox-memory.js'
 import { prepareMessageQueries, type MessageQueries } from './sqlite-message-queries.js'
+import { SqlitePruneRun } from './sqlite-prune.js'
 import { ACCOUNT_MIGRATIONS, SqliteAccountStore, schemaVersion, type SqliteDatabase } from './sqlite-account-store.js'
 import {
   EVENT_CODE,
@@ -97,7 +100,7 @@ export class SqliteMessageStore implements MessageStore {
   private readonly q: MessageQueries
   private readonly batchTx
   private readonly memory: InboxMemory
-  private readonly pruneTx
+  private readonly pruneStepTx
   private readonly durability: CommitDurability
   /** Set for a WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
   private readonly wal: WalFile | undefined
@@ -130,7 +133,7 @@ export class SqliteMessageStore implements MessageStore {
       return results
     })
     this.memory = new InboxMemory(db)
-    this.pruneTx = db.transaction((policy: RetentionPolicy): number => this.prune(policy))
+    this.pruneStepTx = db.transaction((run: SqlitePruneRun): number[] => run.step())
     this.durability = new CommitDurability(db)
     const syncOffLoop = this.durability.fullSync && db.name !== ':memory:' && db.name !== '' && db.pragma('journal_mode', { simple: true }) === 'wal'
     this.wal = syncOffLoop ? new WalFile(db.name, options.fdatasync) : undefined
@@ -463,35 +466,23 @@ export class SqliteMessageStore implements MessageStore {
 
   async pruneInboxes(policy: RetentionPolicy): Promise<number> {
     this.open()
+    if (!isCount(policy.nowMs)) throw invalid(`nowMs ${String(policy.nowMs)}`)
     if (policy.olderThanMs !== undefined && !isCount(policy.olderThanMs)) throw invalid(`olderThanMs ${String(policy.olderThanMs)}`)
     if (policy.keepLastPerUser !== undefined && !isCount(policy.keepLastPerUser)) throw invalid(`keepLastPerUser ${String(policy.keepLastPerUser)}`)
-    if (policy.olderThanMs === undefined && policy.keepLastPerUser === undefined) return 0
-    // Between batches: a batch syncing meanwhile would otherwise put entries the prune
-    // deleted back into the tails (InboxMemory's generation guards that too).
-    return this.queue.run(() => {
-      this.usable()
-      this.memory.pruned()
-      return this.pruneTx.immediate(policy)
-    })
-  }
-
-  /** Inside pruneTx: the newest N of each inbox as it was, then age; then orphaned messages. */
-  private prune(policy: RetentionPolicy): number {
-    let deleted = 0
-    const touched = new Set<number>()
-    const note = (rows: unknown[][]): void => {
-      deleted += rows.length
-      for (const [kind, msgId] of rows) if (kind === KIND_MESSAGE) touched.add(msgId as number)
+    const run = new SqlitePruneRun(this.q, policy)
+    while (!run.done) {
+      // Each step between batches: a batch syncing meanwhile would otherwise put entries the
+      // step deleted back into the tails (InboxMemory's generation guards that too). The
+      // deletes need no fsync of their own: the next batch's WAL sync carries them, and a
+      // power cut that undoes them only means pruning again.
+      await this.queue.run(() => {
+        this.usable()
+        const changed = this.durability.withoutOwnFsync(() => this.pruneStepTx.immediate(run))
+        if (changed.length > 0) this.memory.pruned(changed)
+      })
+      if (!run.done) await new Promise((resolve) => setImmediate(resolve)) // let the network in
     }
-    if (policy.keepLastPerUser !== undefined) {
-      for (const userId of this.q.inboxUsers.all() as number[]) {
-        const cut = this.q.nthNewest.get(userId, policy.keepLastPerUser) as number | undefined
-        if (cut !== undefined) note(this.q.deleteUpTo.all(userId, cut) as unknown[][])
-      }
-    }
-    if (policy.olderThanMs !== undefined) note(this.q.deleteOlder.all(policy.olderThanMs) as unknown[][])
-    for (const msgId of touched) this.q.deleteOrphan.run(msgId, msgId)
-    return deleted
+    return run.deleted
   }
 
   /** Refuses new calls at once; closes once the batches called before are done (a failed store closes too). */

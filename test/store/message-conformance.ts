@@ -2,7 +2,7 @@
 import type { Test } from 'tap'
 import type { InboxEntry, Peer } from '../../src/protocol/chat-types.js'
 import type { AccountStore } from '../../src/store/account-store.js'
-import { MessageStoreError, type InboxWrite, type InboxWriteResult, type MessageStore } from '../../src/store/message-store.js'
+import { MESSAGE_MEMORY_MS, MessageStoreError, type InboxWrite, type InboxWriteResult, type MessageStore } from '../../src/store/message-store.js'
 
 export type MessageStoreFactory = () => Promise<{ store: MessageStore; accounts: AccountStore; cleanup: () => Promise<void> }>
 
@@ -45,6 +45,9 @@ const asReceipt = (r: InboxWriteResult): ReceiptResult => {
   if (r.kind !== 'receipt') throw new Error(`expected a receipt result, got ${r.kind}`)
   return r
 }
+
+/** A retention run's clock late enough to forget the (early) messages of these tests. */
+const LATER = MESSAGE_MEMORY_MS + 10_000
 
 const readAll = (store: MessageStore, userId: number): Promise<InboxEntry[]> => store.readInbox({ userId, afterVersion: 0, limit: 10_000 })
 const versions = (entries: InboxEntry[]): number[] => entries.map((e) => e.version)
@@ -381,8 +384,8 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     const to: Peer = { kind: 'user', userId: b }
     const ms: MessageResult[] = []
     for (let i = 1; i <= 5; i++) ms.push(...(await store.applyBatch([messageWrite(a, cid(i), to, [b, a], i * 100)])).map(asMessage))
-    t.equal(await store.pruneInboxes({}), 0, 'an empty policy keeps everything')
-    t.equal(await store.pruneInboxes({ olderThanMs: 300 }), 4, 'two entries in each of two inboxes')
+    t.equal(await store.pruneInboxes({ nowMs: LATER }), 0, 'an empty policy keeps everything')
+    t.equal(await store.pruneInboxes({ nowMs: LATER, olderThanMs: 300 }), 4, 'two entries in each of two inboxes')
     t.same(versions(await readAll(store, a)), [3, 4, 5])
     t.same(versions(await readAll(store, b)), [3, 4, 5])
     t.equal(await store.inboxHead(b), 5, 'head unchanged')
@@ -391,8 +394,8 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     const [next] = await store.applyBatch([messageWrite(a, cid(6), to, [b, a], 600)])
     t.same(next.versions, [{ userId: b, version: 6 }, { userId: a, version: 6 }], 'versions are never reused')
     t.ok(asMessage(next).msgId > ms[4].msgId, 'message ids are never reused')
-    t.equal(await store.pruneInboxes({ olderThanMs: 300 }), 0, 'idempotent')
-    await rejectsMessageCode(t, store.pruneInboxes({ olderThanMs: -1 }), 'INVALID_ARGUMENT')
+    t.equal(await store.pruneInboxes({ nowMs: LATER, olderThanMs: 300 }), 0, 'idempotent')
+    await rejectsMessageCode(t, store.pruneInboxes({ nowMs: LATER, olderThanMs: -1 }), 'INVALID_ARGUMENT')
   })
 
   withStore('pruneInboxes: keep the newest N per user, and both policies together', async ({ store, users: [a, b, c] }, t) => {
@@ -401,16 +404,16 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     writes.push(messageWrite(c, cid(1), { kind: 'user', userId: a }, [a, c], 700))
     await store.applyBatch(writes)
     // a: 1..7, b: 1..6, c: 1
-    t.equal(await store.pruneInboxes({ keepLastPerUser: 4 }), 3 + 2)
+    t.equal(await store.pruneInboxes({ nowMs: LATER, keepLastPerUser: 4 }), 3 + 2)
     t.same(versions(await readAll(store, a)), [4, 5, 6, 7])
     t.same(versions(await readAll(store, b)), [3, 4, 5, 6])
     t.same(versions(await readAll(store, c)), [1])
     // newest 3 of each inbox, and nothing older than 550: a keeps 6, 7; b keeps 6; c keeps 1
-    t.equal(await store.pruneInboxes({ keepLastPerUser: 3, olderThanMs: 550 }), 2 + 3)
+    t.equal(await store.pruneInboxes({ nowMs: LATER, keepLastPerUser: 3, olderThanMs: 550 }), 2 + 3)
     t.same(versions(await readAll(store, a)), [6, 7])
     t.same(versions(await readAll(store, b)), [6])
     t.same(versions(await readAll(store, c)), [1])
-    t.equal(await store.pruneInboxes({ keepLastPerUser: 0 }), 4, 'zero empties every inbox')
+    t.equal(await store.pruneInboxes({ nowMs: LATER, keepLastPerUser: 0 }), 4, 'zero empties every inbox')
     t.same(await readAll(store, a), [])
     t.equal(await store.inboxHead(a), 7)
     const [r] = await store.applyBatch([messageWrite(b, cid(1), { kind: 'user', userId: a }, [a, b], 800)])
@@ -423,10 +426,10 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     await store.applyBatch([messageWrite(c, cid(2), { kind: 'user', userId: b }, [b, c], 250)])
     await store.applyBatch([{ kind: 'receipt', msgId: m.msgId, status: 'delivered', byUserId: b, nowMs: 300 }])
     // a: m, receipt; b: m, c1, c2; c: c1, c2
-    t.equal(await store.pruneInboxes({ keepLastPerUser: 2 }), 1, "only b's copy of m goes")
+    t.equal(await store.pruneInboxes({ nowMs: LATER, keepLastPerUser: 2 }), 1, "only b's copy of m goes")
     const [dup] = (await store.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: b }, [b, a], 400)])).map(asMessage)
     t.same(dup, { kind: 'message', msgId: m.msgId, sentAtMs: 100, duplicate: true, versions: [{ userId: a, version: 1 }] })
-    t.equal(await store.pruneInboxes({ olderThanMs: 250 }), 3, "a's copy of m goes (and c1 from b and c); the receipt entry stays")
+    t.equal(await store.pruneInboxes({ nowMs: LATER, olderThanMs: 250 }), 3, "a's copy of m goes (and c1 from b and c); the receipt entry stays")
     t.equal(await store.getMessage(m.msgId), undefined)
     t.same((await readAll(store, a)).map((e) => e.kind), ['receipt'])
     const [receipt] = await store.applyBatch([{ kind: 'receipt', msgId: m.msgId, status: 'read', byUserId: b, nowMs: 500 }])
@@ -434,6 +437,36 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     const [fresh] = (await store.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: b }, [b, a], 600)])).map(asMessage)
     t.equal(fresh.duplicate, false, 'once forgotten, the client id is new again')
     t.ok(fresh.msgId > m.msgId)
+  })
+
+  withStore('pruneInboxes: a message whose copies are all pruned still de-duplicates for MESSAGE_MEMORY_MS after it was stored', async ({ store, users: [a, b] }, t) => {
+    const to: Peer = { kind: 'user', userId: b }
+    const [m] = (await store.applyBatch([messageWrite(a, cid(1), to, [b, a], 1_000, 'secret')])).map(asMessage)
+    await store.applyBatch([messageWrite(a, cid(2), to, [b, a], 2_000)])
+    t.equal(await store.pruneInboxes({ nowMs: 3_000, keepLastPerUser: 1 }), 2, 'both copies of m go')
+    t.same(versions(await readAll(store, b)), [2])
+    t.equal(await store.hasInboxCopy({ userId: b, msgId: m.msgId }), false)
+    const stored = await store.findByClientMsgId({ senderUserId: a, clientMsgId: cid(1) })
+    t.equal(stored?.msgId, m.msgId, 'the client id is still remembered')
+    const [retry] = (await store.applyBatch([messageWrite(a, cid(1), to, [b, a], 3_500, 'secret')])).map(asMessage)
+    t.same(retry, { kind: 'message', msgId: m.msgId, sentAtMs: 1_000, duplicate: true, versions: [] }, 'a retried SEND is a duplicate, stored nowhere again')
+    t.same(versions(await readAll(store, b)), [2], 'and delivered nowhere again')
+
+    t.equal(await store.pruneInboxes({ nowMs: 1_000 + MESSAGE_MEMORY_MS, keepLastPerUser: 1 }), 0, 'remembered up to exactly MESSAGE_MEMORY_MS')
+    t.ok(await store.findByClientMsgId({ senderUserId: a, clientMsgId: cid(1) }))
+    t.equal(await store.pruneInboxes({ nowMs: 1_001 + MESSAGE_MEMORY_MS, keepLastPerUser: 1 }), 0)
+    t.equal(await store.findByClientMsgId({ senderUserId: a, clientMsgId: cid(1) }), undefined, 'then forgotten')
+    t.equal(await store.getMessage(m.msgId), undefined)
+    t.ok(await store.getMessage((await store.findByClientMsgId({ senderUserId: a, clientMsgId: cid(2) }))!.msgId), 'a message with a copy stays')
+  })
+
+  withStore('pruneInboxes: by age, oldest first; an older entry behind a younger one waits for it', async ({ store, users: [a, b] }, t) => {
+    const to: Peer = { kind: 'user', userId: b }
+    for (const [i, atMs] of [[1, 100], [2, 500], [3, 200], [4, 600]]) await store.applyBatch([messageWrite(a, cid(i), to, [b], atMs)])
+    t.equal(await store.pruneInboxes({ nowMs: LATER, olderThanMs: 300 }), 1, 'entry 3 (written at 200, after 500) waits behind entry 2')
+    t.same(versions(await readAll(store, b)), [2, 3, 4])
+    t.equal(await store.pruneInboxes({ nowMs: LATER, olderThanMs: 550 }), 2)
+    t.same(versions(await readAll(store, b)), [4])
   })
 
   withStore('large ids, times and bodies round-trip', async ({ store, users: [a, b] }, t) => {
@@ -473,14 +506,14 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     t.equal(await store.hasInboxCopy({ userId: b, msgId: m.msgId + 1000 }), false, 'an unknown message')
     const [g] = (await store.applyBatch([messageWrite(c, cid(1), { kind: 'user', userId: b }, [b, c], 200)])).map(asMessage)
     await store.applyBatch([messageWrite(c, cid(2), { kind: 'user', userId: b }, [b, c], 300)])
-    t.equal(await store.pruneInboxes({ keepLastPerUser: 1 }), 3, "b keeps c2; c keeps c2 (a's receipt stays)")
+    t.equal(await store.pruneInboxes({ nowMs: LATER, keepLastPerUser: 1 }), 3, "b keeps c2; c keeps c2 (a's receipt stays)")
     t.equal(await store.hasInboxCopy({ userId: b, msgId: g.msgId }), false, 'pruned from b')
     t.equal(await store.hasInboxCopy({ userId: c, msgId: g.msgId }), false, 'and from c')
     t.equal(await store.hasInboxCopy({ userId: b, msgId: m.msgId }), false, 'pruned, message forgotten')
     const [kept] = (await store.applyBatch([messageWrite(a, cid(9), { kind: 'user', userId: c }, [c, a], 400)])).map(asMessage)
-    await store.pruneInboxes({ keepLastPerUser: 1 }) // a keeps its copy; c keeps it too: nothing of kept goes
+    await store.pruneInboxes({ nowMs: LATER, keepLastPerUser: 1 }) // a keeps its copy; c keeps it too: nothing of kept goes
     await store.applyBatch([messageWrite(b, cid(9), { kind: 'user', userId: c }, [c, b], 500)])
-    await store.pruneInboxes({ keepLastPerUser: 1 }) // c's copy of kept goes, a's stays
+    await store.pruneInboxes({ nowMs: LATER, keepLastPerUser: 1 }) // c's copy of kept goes, a's stays
     t.equal(await store.hasInboxCopy({ userId: c, msgId: kept.msgId }), false, "c's copy pruned")
     t.equal(await store.hasInboxCopy({ userId: a, msgId: kept.msgId }), true, "a's copy of the same message remains")
     await rejectsMessageCode(t, store.hasInboxCopy({ userId: 0, msgId: m.msgId }), 'INVALID_ARGUMENT')

@@ -37,7 +37,7 @@ t.test('a batch durable after a prune does not put its entries into the tails', 
 
   const batch = commitOne(memory, userId)
   t.same(batch.firstVersions, new Map([[userId, 2]]), 'the versions the batch wrote, for the hold-back')
-  memory.pruned() // while the batch syncs
+  memory.pruned([userId]) // while the batch syncs
   memory.durable(batch, true)
   t.equal(memory.read(userId, 1, 10), undefined, 'not served from memory (the prune may have deleted it): the table answers')
   t.equal(memory.head(userId), undefined)

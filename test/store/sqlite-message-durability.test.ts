@@ -94,7 +94,7 @@ for (const code of ['EIO', 'ENOSPC', 'EBADF']) {
       ['listContacts', store.listContacts(a)],
       ['addContact', store.addContact({ userId: a, contactUserId: b, nowMs: 5 })],
       ['createGroup', store.createGroup({ name: 'g', createdByUserId: a, memberUserIds: [b], nowMs: 5 })],
-      ['pruneInboxes', store.pruneInboxes({ keepLastPerUser: 1 })],
+      ['pruneInboxes', store.pruneInboxes({ nowMs: 0, keepLastPerUser: 1 })],
     ]
     for (const [what, p] of calls) await rejectsMessageCode(t, settled(s, p), 'STORE_FAILED', what)
     const commit = new GroupCommit({ store })
@@ -113,13 +113,19 @@ for (const code of ['EIO', 'ENOSPC', 'EBADF']) {
 }
 
 t.test('a duplicate in a batch holds back only the versions the batch writes, not the original durable ones', async (t) => {
-  const s = await setup(t)
+  const dataDir = tempDir(t)
+  const s = await setup(t, dataDir)
   const [a, b] = s.users
   const store = s.messages
   const ids: number[] = []
   for (let i = 1; i <= 5; i++) ids.push(msgIdOf((await applied(s, [msgTo(a, b, i)]))[0]))
   for (const viaTable of [false, true]) {
-    if (viaTable) await store.pruneInboxes({ olderThanMs: 0 }) // deletes nothing, drops the tails: reads go to the table
+    if (viaTable) {
+      // Another connection's commit drops the tails: reads go to the table.
+      const other = new SqliteAccountStore({ dataDir, migrations: SQLITE_MIGRATIONS })
+      await other.createUser({ username: 'dave', passwordHash: 'h', nowMs: 0 })
+      await other.close()
+    }
     const head = await store.inboxHead(b)
     const n = 10 + head
     const pending = store.applyBatch([msgTo(a, b, 1), msgTo(a, b, n)]) // a retransmitted SEND 1, and a new one
@@ -156,7 +162,7 @@ t.test('pruning waits for the batch being synced; the tails never serve pruned e
   await applied(s, [{ kind: 'fin', userId: b, deviceId: 22, version: 1, maxReceiptEntries: 50, nowMs: 1 }])
   const batch = store.applyBatch([msgTo(a, b, 2), msgTo(a, b, 3)])
   const rowsBefore = countRows.get()
-  const prune = store.pruneInboxes({ keepLastPerUser: 1 }) // the retention timer fires during the WAL sync
+  const prune = store.pruneInboxes({ nowMs: 0, keepLastPerUser: 1 }) // the retention timer fires during the WAL sync
   t.equal(countRows.get(), rowsBefore, 'the prune has not run: it waits for the batch to be durable')
   s.gate.release()
   await batch

@@ -242,7 +242,7 @@ t.test('reads served from the in-memory inbox tails equal the table (random batc
       else writes.push(messageWrite(a, cid(pick(3) === 0 ? n - 1 : n), { kind: 'user', userId: b }, a === b ? [a] : [b, a], n, `m${n}`))
     }
     await writer.messages.applyBatch(writes).catch(() => undefined)
-    if (pick(50) === 0) await writer.messages.pruneInboxes({ keepLastPerUser: 5 + pick(20) })
+    if (pick(50) === 0) await writer.messages.pruneInboxes({ nowMs: 0, keepLastPerUser: 5 + pick(20) })
     for (const u of users) {
       const head = await reader.messages.inboxHead(u)
       if ((await server.messages.inboxHead(u)) !== head) mismatches++
