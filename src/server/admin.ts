@@ -1,26 +1,29 @@
 /**
  * `npm run admin -- <command>`: manage accounts in the server's data directory. Works
  * next to a running server (SQLite WAL, busy timeout); a kick or password change revokes
- * tokens in the store, which the server sees on the next token check.
+ * tokens in the store, which the server sees on the next token check. The data directory
+ * is resolved by the server's own rules (settings.ts), so the same --config or PIGEON_*
+ * environment that started the server finds its database here.
  */
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { StoreError, isValidUsername } from '../store/account-store.js'
-import { DEFAULT_DATA_DIR, SqliteAccountStore } from '../store/sqlite-account-store.js'
+import { SqliteAccountStore } from '../store/sqlite-account-store.js'
 import { SQLITE_MIGRATIONS } from '../store/sqlite-message-schema.js'
 import { InterruptedError, readHiddenLine } from '../io/hidden-input.js'
 import { hashPassword } from './accounts/password.js'
+import { DEFAULT_DATA_DIR, SettingsError, resolveDataDir } from './settings.js'
 
 export const EXIT_OK = 0
 /** The command was understood but failed (user exists, unknown user, bad password). */
 export const EXIT_FAILED = 1
-/** Bad command line. */
+/** Bad command line, or settings the server would refuse too (config file, empty env value). */
 export const EXIT_USAGE = 2
 
 export const MIN_ADMIN_PASSWORD_LENGTH = 8
 
-const USAGE = `usage: npm run admin -- [--data-dir DIR] <command> [options]
+const USAGE = `usage: npm run admin -- [--config FILE] [--data-dir DIR] <command> [options]
 
 commands:
   add-user NAME     create a user; password from --password-file, $PIGEON_ADMIN_PASSWORD,
@@ -30,12 +33,18 @@ commands:
   kick NAME         revoke every session token of the user (logs out all devices)
 
 options:
-  --data-dir DIR        data directory holding pigeon.db (default $PIGEON_DATA_DIR or ${DEFAULT_DATA_DIR})
+  --config FILE         the server's JSON config file (env PIGEON_CONFIG); only its
+                        "data-dir" is used
+  --data-dir DIR        data directory holding pigeon.db (env PIGEON_DATA_DIR)
   --password-file FILE  read the password from the first line of FILE
   --json                list-users prints JSON
   -h, --help            this text
 
-exit codes: 0 ok, 1 the command failed, 2 bad command line
+The data directory is found as the server finds it: --data-dir, then $PIGEON_DATA_DIR,
+then "data-dir" in the config file, then ./${DEFAULT_DATA_DIR}. Give the admin command the
+server's --config / --data-dir or environment to reach the server's database.
+
+exit codes: 0 ok, 1 the command failed, 2 bad command line or settings
 `
 
 export interface AdminIo {
@@ -61,6 +70,7 @@ export const runAdmin = async (argv: string[], io: AdminIo): Promise<number> => 
       allowPositionals: true,
       options: {
         'data-dir': { type: 'string' },
+        config: { type: 'string' },
         'password-file': { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -81,7 +91,15 @@ export const runAdmin = async (argv: string[], io: AdminIo): Promise<number> => 
     io.stderr.write(command === undefined || command in wanted ? `admin: wrong arguments\n\n${USAGE}` : `admin: unknown command ${command}\n\n${USAGE}`)
     return EXIT_USAGE
   }
-  const dataDir = values['data-dir'] ?? io.env.PIGEON_DATA_DIR ?? DEFAULT_DATA_DIR
+  let dataDir: string
+  try {
+    dataDir = resolveDataDir({ flags: { 'data-dir': values['data-dir'], config: values.config }, env: io.env })
+  } catch (err) {
+    // A bad config file or an empty PIGEON_DATA_DIR= would also stop the server: a setup error.
+    if (!(err instanceof SettingsError)) throw err
+    io.stderr.write(`admin: ${err.message} (${err.code})\n`)
+    return EXIT_USAGE
+  }
   let store: SqliteAccountStore | undefined
   try {
     // The full schema: the server's messaging tables live in the same file.

@@ -1,7 +1,8 @@
 /**
  * The server's settings, from (highest first) command-line flags, PIGEON_* environment
  * variables, a JSON config file (--config / PIGEON_CONFIG) and defaults. Every setting
- * has one name: `--data-dir`, env `PIGEON_DATA_DIR`, config key "data-dir".
+ * has one name: `--data-dir`, env `PIGEON_DATA_DIR`, config key "data-dir". The admin CLI
+ * resolves the data directory through resolveDataDir, so both open the same database.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -97,6 +98,20 @@ const OPTIONS = {
 
 type OptionName = Exclude<keyof typeof OPTIONS, 'help' | 'config'>
 
+/** Where the data directory is when no flag, env variable or config file names one. */
+export const DEFAULT_DATA_DIR = 'data'
+
+export type SettingsErrorCode = 'CONFIG_FILE' | 'INVALID_SETTING'
+
+export class SettingsError extends Error {
+  readonly code: SettingsErrorCode
+  constructor(code: SettingsErrorCode, message: string) {
+    super(message)
+    this.name = 'SettingsError'
+    this.code = code
+  }
+}
+
 const envName = (option: string): string => `PIGEON_${option.toUpperCase().replace(/-/g, '_')}`
 
 const readConfigFile = (path: string): Record<string, unknown> => {
@@ -104,51 +119,71 @@ const readConfigFile = (path: string): Record<string, unknown> => {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'))
   } catch (err) {
-    throw new Error(`config file ${path}: ${(err as Error).message}`)
+    throw new SettingsError('CONFIG_FILE', `config file ${path}: ${(err as Error).message}`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`config file ${path}: expected a JSON object`)
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new SettingsError('CONFIG_FILE', `config file ${path}: expected a JSON object`)
   for (const key of Object.keys(parsed)) {
     // Own properties only: `in` also finds "constructor", "toString"... on the prototype.
-    if (!Object.hasOwn(OPTIONS, key) || key === 'help' || key === 'config') throw new Error(`config file ${path}: unknown setting ${JSON.stringify(key)}`)
+    if (!Object.hasOwn(OPTIONS, key) || key === 'help' || key === 'config') throw new SettingsError('CONFIG_FILE', `config file ${path}: unknown setting ${JSON.stringify(key)}`)
   }
   return parsed as Record<string, unknown>
 }
 
-export const parseSettings = (argv: string[], env: NodeJS.ProcessEnv, stdoutIsTty: boolean): Settings | 'help' => {
-  const { values: flags } = parseArgs({ args: argv, options: OPTIONS, strict: true })
-  if (flags.help === true) return 'help'
+/** Flag values as parseArgs gives them; only the ones a caller knows need be present. */
+export type SettingFlags = { readonly config?: string } & { readonly [name in OptionName]?: string | boolean }
+
+/**
+ * The raw value of each setting by precedence: flags, then PIGEON_* env, then the config
+ * file (--config / PIGEON_CONFIG, read once here). Shared by the server and the admin CLI
+ * so that they cannot disagree on where a setting comes from.
+ */
+const settingSources = (flags: SettingFlags, env: NodeJS.ProcessEnv) => {
   const configPath = flags.config ?? env.PIGEON_CONFIG
-  if (configPath !== undefined && configPath.trim() === '') throw new Error('config: expected a file name, got an empty value')
+  if (configPath !== undefined && configPath.trim() === '') throw new SettingsError('INVALID_SETTING', 'config: expected a file name, got an empty value')
   const file = configPath === undefined ? {} : readConfigFile(configPath)
-  /** The raw value of one setting, by precedence; strings from flags/env, anything from the file. */
+  /** Strings from flags/env, anything from the file. */
   const raw = (name: OptionName): unknown => flags[name] ?? env[envName(name)] ?? file[name]
   const text = (name: OptionName): string | undefined => {
     const v = raw(name)
     if (v === undefined) return undefined
-    if (typeof v !== 'string' && typeof v !== 'number') throw new Error(`${name}: expected a string, got ${JSON.stringify(v)}`)
+    if (typeof v !== 'string' && typeof v !== 'number') throw new SettingsError('INVALID_SETTING', `${name}: expected a string, got ${JSON.stringify(v)}`)
     // An empty PIGEON_PORT= is a mistake, not "unset": Number('') is 0 (a random port).
-    if (typeof v === 'string' && v.trim() === '') throw new Error(`${name}: expected a value, got ${JSON.stringify(v)}`)
+    if (typeof v === 'string' && v.trim() === '') throw new SettingsError('INVALID_SETTING', `${name}: expected a value, got ${JSON.stringify(v)}`)
     return String(v)
   }
+  return { raw, text }
+}
+
+/**
+ * The server's data directory for these flags (`data-dir`, `config`) and environment,
+ * by the server's own rules; for the admin CLI, which must open the server's database.
+ */
+export const resolveDataDir = (options: { flags: SettingFlags; env: NodeJS.ProcessEnv }): string =>
+  settingSources(options.flags, options.env).text('data-dir') ?? DEFAULT_DATA_DIR
+
+export const parseSettings = (argv: string[], env: NodeJS.ProcessEnv, stdoutIsTty: boolean): Settings | 'help' => {
+  const { values: flags } = parseArgs({ args: argv, options: OPTIONS, strict: true })
+  if (flags.help === true) return 'help'
+  const { raw, text } = settingSources(flags, env)
   const bool = (name: OptionName): boolean => {
     const v = raw(name)
     if (v === undefined || v === false || v === 'false' || v === '0' || v === '') return false
     if (v === true || v === 'true' || v === '1') return true
-    throw new Error(`${name}: expected true or false, got ${JSON.stringify(v)}`)
+    throw new SettingsError('INVALID_SETTING', `${name}: expected true or false, got ${JSON.stringify(v)}`)
   }
   const int = (name: OptionName, min: number, max: number): number | undefined => {
     const t = text(name)
     if (t === undefined) return undefined
     // Decimal digits only: Number() also takes '0x1e14', '1e3' and ' 7 '.
     const n = /^[0-9]{1,16}$/.test(t) ? Number(t) : NaN
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(t)}`)
+    if (!Number.isInteger(n) || n < min || n > max) throw new SettingsError('INVALID_SETTING', `${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(t)}`)
     return n
   }
-  const dataDir = text('data-dir') ?? 'data'
+  const dataDir = text('data-dir') ?? DEFAULT_DATA_DIR
   const logFormat = text('log-format')
-  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'pretty') throw new Error(`log-format: expected json or pretty, got ${JSON.stringify(logFormat)}`)
+  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'pretty') throw new SettingsError('INVALID_SETTING', `log-format: expected json or pretty, got ${JSON.stringify(logFormat)}`)
   const logLevel = text('log-level') ?? 'info'
-  if (!isLogLevel(logLevel)) throw new Error(`log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
+  if (!isLogLevel(logLevel)) throw new SettingsError('INVALID_SETTING', `log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
   return {
     host: text('host'),
     port: int('port', 0, 65_535) ?? 7700,

@@ -37,7 +37,8 @@ export interface UserRecord {
 export interface DeviceRecord {
   deviceId: number
   userId: number
-  /** Unique per user; a login with a known name reuses the device (and its sync cursor later). */
+  /** Unique per user, in NFC (normalizeDeviceName); a login with a known name reuses the
+   * device (and its sync cursor later), however the client composed its accents. */
   name: string
   createdAtMs: number
   lastSeenAtMs: number
@@ -69,7 +70,8 @@ export interface AccountStore {
    */
   replacePasswordHash(args: { userId: number; expectedPasswordHash: string; passwordHash: string }): Promise<boolean>
 
-  /** Throws UNKNOWN_USER, DEVICE_EXISTS. */
+  /** Names are compared and stored in NFC (normalizeDeviceName). Throws UNKNOWN_USER,
+   * DEVICE_EXISTS, INVALID_ARGUMENT. */
   createDevice(args: { userId: number; name: string; nowMs: number }): Promise<DeviceRecord>
   getDevice(deviceId: number): Promise<DeviceRecord | undefined>
   getDeviceByName(args: { userId: number; name: string }): Promise<DeviceRecord | undefined>
@@ -105,12 +107,23 @@ export const checkUsername = (username: string): void => {
   }
 }
 
-/** Non-empty, at most DEVICE_NAME_MAX_BYTES of UTF-8, no control characters. */
-export const isValidDeviceName = (name: string): boolean =>
-  name.length > 0 && Buffer.byteLength(name, 'utf8') <= DEVICE_NAME_MAX_BYTES && !/[\u0000-\u001f\u007f]/.test(name)
+/**
+ * The one form a device name is stored and looked up in: NFC, so that "café" typed with
+ * U+00E9 or with "e" + U+0301 is one device (SQLite's UNIQUE compares bytes). Stores apply
+ * it in createDevice and getDeviceByName, the only ways a name reaches the devices.
+ */
+export const normalizeDeviceName = (name: string): string => name.normalize('NFC')
 
-export const checkDeviceName = (name: string): void => {
+/** Non-empty, at most DEVICE_NAME_MAX_BYTES of UTF-8 after NFC (what is stored), no control characters. */
+export const isValidDeviceName = (name: string): boolean => {
+  const normalized = normalizeDeviceName(name)
+  return normalized.length > 0 && Buffer.byteLength(normalized, 'utf8') <= DEVICE_NAME_MAX_BYTES && !/[\u0000-\u001f\u007f]/.test(normalized)
+}
+
+/** The name as stored (NFC); throws INVALID_ARGUMENT if it is not a valid device name. */
+export const checkDeviceName = (name: string): string => {
   if (!isValidDeviceName(name)) {
-    throw new StoreError('INVALID_ARGUMENT', `invalid device name ${JSON.stringify(name)}`)
+    throw new StoreError('INVALID_ARGUMENT', `invalid device name ${JSON.stringify(name)}: use 1-${DEVICE_NAME_MAX_BYTES} bytes of UTF-8 (after NFC) without control characters`)
   }
+  return normalizeDeviceName(name)
 }

@@ -3,6 +3,7 @@ import {
   StoreError,
   checkDeviceName,
   checkUsername,
+  normalizeDeviceName,
   type AccountStore,
   type DeviceRecord,
   type SessionTokenRecord,
@@ -61,11 +62,11 @@ export class MemoryAccountStore implements AccountStore {
 
   async createDevice(args: { userId: number; name: string; nowMs: number }): Promise<DeviceRecord> {
     this.open()
-    checkDeviceName(args.name)
+    const name = checkDeviceName(args.name)
     if (!this.users.has(args.userId)) throw new StoreError('UNKNOWN_USER', `no user ${args.userId}`)
     // No await between this check and the insert, or two concurrent creates both pass it.
-    if (this.findDevice(args)) throw new StoreError('DEVICE_EXISTS', `device ${args.name} exists`)
-    const device: DeviceRecord = { deviceId: this.nextDeviceId++, userId: args.userId, name: args.name, createdAtMs: args.nowMs, lastSeenAtMs: args.nowMs }
+    if (this.findDevice({ userId: args.userId, name })) throw new StoreError('DEVICE_EXISTS', `device ${name} exists`)
+    const device: DeviceRecord = { deviceId: this.nextDeviceId++, userId: args.userId, name, createdAtMs: args.nowMs, lastSeenAtMs: args.nowMs }
     this.devices.set(device.deviceId, device)
     return { ...device }
   }
@@ -150,8 +151,10 @@ export class MemoryAccountStore implements AccountStore {
     this.closed = true
   }
 
+  /** Stored names are NFC (createDevice); the one looked for is normalized here. */
   private findDevice(args: { userId: number; name: string }): DeviceRecord | undefined {
-    for (const d of this.devices.values()) if (d.userId === args.userId && d.name === args.name) return d
+    const name = normalizeDeviceName(args.name)
+    for (const d of this.devices.values()) if (d.userId === args.userId && d.name === name) return d
     return undefined
   }
 

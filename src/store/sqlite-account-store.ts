@@ -11,6 +11,7 @@ import {
   StoreError,
   checkDeviceName,
   checkUsername,
+  normalizeDeviceName,
   type AccountStore,
   type DeviceRecord,
   type SessionTokenRecord,
@@ -202,12 +203,12 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   async createDevice(args: { userId: number; name: string; nowMs: number }): Promise<DeviceRecord> {
-    checkDeviceName(args.name)
+    const name = checkDeviceName(args.name)
     try {
-      const info = this.run(() => this.q.insertDevice.run(args.userId, args.name, args.nowMs, args.nowMs))
-      return { deviceId: Number(info.lastInsertRowid), userId: args.userId, name: args.name, createdAtMs: args.nowMs, lastSeenAtMs: args.nowMs }
+      const info = this.run(() => this.q.insertDevice.run(args.userId, name, args.nowMs, args.nowMs))
+      return { deviceId: Number(info.lastInsertRowid), userId: args.userId, name, createdAtMs: args.nowMs, lastSeenAtMs: args.nowMs }
     } catch (err) {
-      if (isConstraint(err, 'SQLITE_CONSTRAINT_UNIQUE')) throw new StoreError('DEVICE_EXISTS', `device ${args.name} exists`)
+      if (isConstraint(err, 'SQLITE_CONSTRAINT_UNIQUE')) throw new StoreError('DEVICE_EXISTS', `device ${name} exists`)
       if (isConstraint(err, 'SQLITE_CONSTRAINT_FOREIGNKEY')) throw new StoreError('UNKNOWN_USER', `no user ${args.userId}`)
       throw err
     }
@@ -219,7 +220,10 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   async getDeviceByName(args: { userId: number; name: string }): Promise<DeviceRecord | undefined> {
-    const row = this.run(() => this.q.deviceByName.get(args.userId, args.name)) as DeviceRow | undefined
+    const name = normalizeDeviceName(args.name)
+    let row = this.run(() => this.q.deviceByName.get(args.userId, name)) as DeviceRow | undefined
+    // A device created before names were normalized may be stored in the form it was typed.
+    if (row === undefined && name !== args.name) row = this.run(() => this.q.deviceByName.get(args.userId, args.name)) as DeviceRow | undefined
     return row && toDevice(row)
   }
 

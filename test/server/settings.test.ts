@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { parseSettings, type Settings } from '../../src/server/settings.js'
+import { SettingsError, parseSettings, resolveDataDir, type Settings } from '../../src/server/settings.js'
 
 const configFile = (content: string): string => {
   const path = join(mkdtempSync(join(tmpdir(), 'pigeon-settings-')), 'pigeon.json')
@@ -75,4 +75,32 @@ t.test('log level is one of the documented ones', async (t) => {
   t.throws(() => parse([], { PIGEON_LOG_LEVEL: 'silent' }), /log-level: expected one of/)
   t.equal(parse([]).logLevel, 'info')
   for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal']) t.equal(parse(['--log-level', level]).logLevel, level)
+})
+
+t.test('resolveDataDir (the admin CLI) picks the data directory exactly as parseSettings', async (t) => {
+  const file = configFile(JSON.stringify({ 'data-dir': '/srv/from-file', port: 7001 }))
+  const cases: Array<{ flags: { 'data-dir'?: string; config?: string }; env: NodeJS.ProcessEnv; expected: string }> = [
+    { flags: {}, env: {}, expected: 'data' },
+    { flags: { config: file }, env: {}, expected: '/srv/from-file' },
+    { flags: {}, env: { PIGEON_CONFIG: file }, expected: '/srv/from-file' },
+    { flags: { config: file }, env: { PIGEON_DATA_DIR: '/srv/from-env' }, expected: '/srv/from-env' },
+    { flags: { 'data-dir': '/srv/from-flag' }, env: { PIGEON_CONFIG: file, PIGEON_DATA_DIR: '/srv/from-env' }, expected: '/srv/from-flag' },
+  ]
+  for (const c of cases) {
+    const argv = Object.entries(c.flags).flatMap(([name, value]) => [`--${name}`, value])
+    t.equal(resolveDataDir({ flags: c.flags, env: c.env }), c.expected, argv.join(' ') || 'defaults')
+    t.equal(parse(argv, c.env).dataDir, c.expected, `server: ${argv.join(' ') || 'defaults'}`)
+  }
+  const settingsError = (fn: () => unknown): unknown => {
+    try {
+      fn()
+    } catch (err) {
+      return err
+    }
+    return undefined
+  }
+  const badFile = settingsError(() => resolveDataDir({ flags: { config: configFile('{"prot": 1}') }, env: {} }))
+  t.ok(badFile instanceof SettingsError && badFile.code === 'CONFIG_FILE', 'a bad config file is a typed error', { found: badFile })
+  const blank = settingsError(() => resolveDataDir({ flags: {}, env: { PIGEON_DATA_DIR: ' ' } }))
+  t.ok(blank instanceof SettingsError && blank.code === 'INVALID_SETTING', 'a blank PIGEON_DATA_DIR is a typed error', { found: blank })
 })

@@ -181,6 +181,7 @@ export class LoginService {
     return { revokedTokens }
   }
 
+  /** The store matches device names in NFC: "café" composed or decomposed is one device. */
   private async startSession(args: { userId: number; deviceName: string; nowMs: number }): Promise<LoginOk | AuthFailure> {
     let device = await this.store.getDeviceByName({ userId: args.userId, name: args.deviceName })
     if (!device) {
@@ -216,7 +217,10 @@ export class LoginService {
   }
 }
 
-/** The request's shape as the wire decoder enforces it (raw UTF-8 bytes of the password). */
+/**
+ * The request's shape as the wire decoder enforces it (raw UTF-8 bytes of the password);
+ * the device name's limit is on its NFC form, the one the store keeps and matches.
+ */
 const isWellFormed = (req: LoginRequest): boolean =>
   typeof req.password === 'string' && Buffer.byteLength(req.password) <= PASSWORD_MAX_BYTES && isValidDeviceName(req.deviceName)
 
