@@ -12,6 +12,9 @@ import {
   type LoginMessage,
 } from '../../src/protocol/login-messages.js'
 import { loginReply, resumeReply } from '../../src/server/accounts/login-handler.js'
+import { fcSeed } from '../wire/helpers.js'
+
+fc.configureGlobal({ seed: fcSeed() }) // reproducible; PIGEON_FC_SEED explores
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'))

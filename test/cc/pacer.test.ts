@@ -2,6 +2,9 @@ import fc from 'fast-check'
 import t from 'tap'
 import { Pacer } from '../../src/core/cc/pacer.js'
 import { SeededRng } from '../../src/core/rng.js'
+import { fcSeed } from '../wire/helpers.js'
+
+fc.configureGlobal({ seed: fcSeed() }) // reproducible; PIGEON_FC_SEED explores
 
 const SIZE = 1200
 

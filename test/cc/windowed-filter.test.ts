@@ -1,6 +1,9 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { WindowedMaxFilter } from '../../src/core/cc/windowed-filter.js'
+import { fcSeed } from '../wire/helpers.js'
+
+fc.configureGlobal({ seed: fcSeed() }) // reproducible; PIGEON_FC_SEED explores
 
 t.test('tracks the maximum and forgets it after the window', async (t) => {
   const f = new WindowedMaxFilter(10)

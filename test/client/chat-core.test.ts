@@ -4,6 +4,9 @@ import { ChatError, type SentInfo } from '../../src/client/chat-core.js'
 import { MemoryClientState } from '../../src/client/client-state.js'
 import { encodeChatMessage } from '../../src/protocol/chat-codec.js'
 import { BOB, harness, hex, msg, sendOk, TEAM } from './core-harness.js'
+import { fcSeed } from '../wire/helpers.js'
+
+fc.configureGlobal({ seed: fcSeed() }) // reproducible; PIGEON_FC_SEED explores
 
 t.test('send: the outbox entry is stored before the message is transmitted; SEND_OK removes it', async (t) => {
   const h = harness()

@@ -12,7 +12,11 @@ import { SeededRng } from '../../src/core/rng.js'
 import { SimPair } from '../helpers/sim-pair.js'
 
 const RUNS = Number(process.env.PIGEON_PROPERTY_RUNS ?? 2500)
-const REPLAY_SEED = process.env.PIGEON_PROPERTY_SEED === undefined ? undefined : Number(process.env.PIGEON_PROPERTY_SEED)
+// A fixed seed by default, so CI runs the same 2,500 networks every time (a random seed made
+// a rare failing network a CI failure of whichever change it happened to); a failure's
+// seed replays it, and PIGEON_PROPERTY_SEED=random explores new networks.
+const SEED_SETTING = process.env.PIGEON_PROPERTY_SEED
+const SEED = SEED_SETTING === 'random' ? undefined : SEED_SETTING !== undefined ? Number(SEED_SETTING) : 0x50470001
 /** Half the runs are encrypted sessions (Noise NK + ChaCha20-Poly1305). */
 const serverKeyPair = generateStaticKeyPair({ rng: new SeededRng(1) })
 
@@ -114,8 +118,8 @@ t.test('exactly-once, in-order delivery or reported expiry on lossy networks', (
         }
       },
     ),
-    // Replay a failure with the seed (and path) fast-check printed.
-    { numRuns: RUNS, seed: REPLAY_SEED, path: process.env.PIGEON_PROPERTY_PATH },
+    // Replay a failure with the seed (and path) fast-check printed: PIGEON_PROPERTY_SEED, PIGEON_PROPERTY_PATH.
+    { numRuns: RUNS, seed: SEED, path: process.env.PIGEON_PROPERTY_PATH },
   )
   t.pass(`${RUNS} random networks`)
   t.end()

@@ -2,6 +2,9 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { ManualClock, Scheduler } from '../../tools/lossy-link/scheduler.js'
+import { fcSeed } from '../wire/helpers.js'
+
+fc.configureGlobal({ seed: fcSeed() }) // reproducible; PIGEON_FC_SEED explores
 
 t.test('runs entries in time order (FIFO on ties) with one timer re-armed', async (t) => {
   const clock = new ManualClock()

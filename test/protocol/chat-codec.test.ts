@@ -23,6 +23,9 @@ import {
   type InboxEntry,
   type Peer,
 } from '../../src/protocol/chat-types.js'
+import { fcSeed } from '../wire/helpers.js'
+
+fc.configureGlobal({ seed: fcSeed() }) // reproducible; PIGEON_FC_SEED explores
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'))

@@ -6,7 +6,8 @@ export const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.rep
  * fast-check settings: a fixed seed so runs are reproducible; PIGEON_FC_SEED=<n> explores
  * others. fast-check prints the seed and counterexample path on failure.
  */
-export const fcParams = (numRuns: number): { numRuns: number; seed: number } => {
+export const fcSeed = (): number => {
   const envSeed = process.env.PIGEON_FC_SEED
-  return { numRuns, seed: envSeed !== undefined ? Number(envSeed) : 0x50470001 }
+  return envSeed !== undefined ? Number(envSeed) : 0x50470001
 }
+export const fcParams = (numRuns: number): { numRuns: number; seed: number } => ({ numRuns, seed: fcSeed() })
