@@ -10,14 +10,15 @@
  *   acknowledgements of the finished batch go out before the next commit blocks the loop;
  *   directly when a flush() or close() is waiting).
  * - If applyBatch rejects, every write of that batch rejects with that error: nothing of
- *   it is acknowledged (the store applies a batch all or nothing).
+ *   it is acknowledged (the store applies a batch all or nothing). A write the store
+ *   answers with a 'failed' result (a group change that cannot apply) rejects alone.
  * - A malformed write (see `checkInboxWrite`) is refused at once with INVALID_ARGUMENT and
  *   never joins a batch, so it cannot fail the writes of other users.
  *
  * `schedule` is injectable so simulated-network tests flush deterministically.
  */
 import { MAX_NAME_BYTES } from '../protocol/chat-types.js'
-import { MessageStoreError, type InboxWrite, type InboxWriteResult, type MessageStore } from './message-store.js'
+import { MessageStoreError, type AppliedWriteResult, type InboxWrite, type InboxWriteResult, type MessageStore } from './message-store.js'
 
 export interface GroupCommitOptions {
   store: Pick<MessageStore, 'applyBatch'>
@@ -41,7 +42,7 @@ export interface GroupCommitStats {
 
 interface Pending {
   write: InboxWrite
-  resolve: (r: InboxWriteResult) => void
+  resolve: (r: AppliedWriteResult) => void
   reject: (err: unknown) => void
   /** Settles (never rejects) when the write has been committed or has failed. */
   settled: Promise<void>
@@ -81,16 +82,16 @@ export class GroupCommit {
     return this.pending.length
   }
 
-  write(w: InboxWrite): Promise<InboxWriteResult> {
+  write(w: InboxWrite): Promise<AppliedWriteResult> {
     if (this.closed) return Promise.reject(new Error('group commit is closed'))
     try {
       checkInboxWrite(w)
     } catch (err) {
       return Promise.reject(err)
     }
-    let resolve!: (r: InboxWriteResult) => void
+    let resolve!: (r: AppliedWriteResult) => void
     let reject!: (err: unknown) => void
-    const promise = new Promise<InboxWriteResult>((res, rej) => {
+    const promise = new Promise<AppliedWriteResult>((res, rej) => {
       resolve = res
       reject = rej
     })
@@ -162,7 +163,11 @@ export class GroupCommit {
       this.next()
       return
     }
-    for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i])
+    for (let i = 0; i < batch.length; i++) {
+      const r = results[i]
+      if (r.kind === 'failed') batch[i].reject(r.error) // that write alone
+      else batch[i].resolve(r)
+    }
     this.next()
   }
 
@@ -227,14 +232,18 @@ export const checkInboxWrite = (w: InboxWrite): void => {
       if (!isTime(w.version)) throw invalid(`version ${String(w.version)}`)
       if (!isTime(w.maxReceiptEntries)) throw invalid(`maxReceiptEntries ${String(w.maxReceiptEntries)}`)
       return
-    case 'group_event':
-      if (!isId(w.groupId)) throw invalid(`groupId ${String(w.groupId)}`)
+    case 'group_event': {
       if (!GROUP_EVENTS.has(w.event)) throw invalid(`group event ${String(w.event)}`)
+      const creates = w.applyChange === true && w.event === 'created'
+      if (creates ? w.groupId !== 0 : !isId(w.groupId)) throw invalid(`groupId ${String(w.groupId)}${creates ? ' (0 for a group to create)' : ''}`)
+      if (w.applyChange !== undefined && typeof w.applyChange !== 'boolean') throw invalid('applyChange is not a boolean')
       if (!isId(w.actorUserId)) throw invalid(`actorUserId ${String(w.actorUserId)}`)
       if (!isId(w.subjectUserId)) throw invalid(`subjectUserId ${String(w.subjectUserId)}`)
       if (typeof w.name !== 'string') throw invalid('name is not a string')
+      if (w.applyChange === true && (w.event === 'created' || w.event === 'renamed')) checkGroupName(w.name)
       checkUserIds(w.inboxUserIds)
       return
+    }
     default:
       throw invalid(`kind ${String((w as { kind?: unknown }).kind)}`)
   }

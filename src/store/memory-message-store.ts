@@ -55,6 +55,7 @@ interface MemMessage {
 
 type ReceiptEntry = Extract<InboxEntry, { kind: 'receipt' }>
 type GroupEntry = Extract<InboxEntry, { kind: 'group' }>
+type GroupEventWrite = Extract<InboxWrite, { kind: 'group_event' }>
 
 type Slot =
   | { kind: 'message'; version: number; atMs: number; msg: MemMessage }
@@ -184,13 +185,9 @@ export class MemoryMessageStore implements MessageStore {
     checkGroupName(args.name)
     if (!isCount(args.nowMs)) throw invalid(`nowMs ${String(args.nowMs)}`)
     if (!Array.isArray(args.memberUserIds)) throw invalid('memberUserIds is not an array')
-    const members = uniqueUserIds([args.createdByUserId, ...args.memberUserIds])
-    await this.requireUsers(members)
+    await this.requireUsers(uniqueUserIds([args.createdByUserId, ...args.memberUserIds]))
     this.open()
-    const record: GroupRecord = { groupId: this.nextGroupId++, name: args.name, createdByUserId: args.createdByUserId, createdAtMs: args.nowMs }
-    this.groups.set(record.groupId, { record, members: new Set(members) })
-    for (const u of members) this.groupIdsOf(u).add(record.groupId)
-    return { ...record }
+    return { ...this.insertGroup(args).record }
   }
 
   async getGroup(groupId: number): Promise<GroupRecord | undefined> {
@@ -210,17 +207,12 @@ export class MemoryMessageStore implements MessageStore {
     this.group(args.groupId)
     await this.requireUsers([args.userId])
     this.open()
-    const g = this.group(args.groupId)
-    if (g.members.has(args.userId)) throw new MessageStoreError('ALREADY_MEMBER', `user ${args.userId} is in group ${args.groupId}`)
-    g.members.add(args.userId)
-    this.groupIdsOf(args.userId).add(args.groupId)
+    this.insertMember(args)
   }
 
   async removeGroupMember(args: { groupId: number; userId: number }): Promise<void> {
     this.open()
-    const g = this.group(args.groupId)
-    if (!g.members.delete(args.userId)) throw new MessageStoreError('NOT_A_MEMBER', `user ${args.userId} is not in group ${args.groupId}`)
-    this.groupsOf.get(args.userId)?.delete(args.groupId)
+    this.deleteMember(args)
   }
 
   async renameGroup(args: { groupId: number; name: string }): Promise<void> {
@@ -265,6 +257,9 @@ export class MemoryMessageStore implements MessageStore {
       if (w.kind === 'message') {
         need(w.senderUserId)
         keys[i] = clientKey(w.senderUserId, w.clientMsgId)
+      } else if (w.applyChange === true) {
+        need(w.actorUserId) // a creator
+        need(w.subjectUserId) // one who joins
       }
     }
     // 2. users not seen before (the only await, skipped when all are cached)
@@ -279,8 +274,8 @@ export class MemoryMessageStore implements MessageStore {
         for (const id of inboxIds[i]) if (!this.knownUsers.has(id)) throw unknownUser(id)
         created.add(keys[i])
       } else if (w.kind === 'group_event') {
-        if (!this.groups.has(w.groupId)) throw unknownGroup(w.groupId)
-        for (const id of inboxIds[i]) if (!this.knownUsers.has(id)) throw unknownUser(id)
+        // The group (and a new group's members) are checked as the write applies: a change that cannot apply fails alone.
+        if (w.applyChange !== true || w.event !== 'created') for (const id of inboxIds[i]) if (!this.knownUsers.has(id)) throw unknownUser(id)
       }
     }
     // 4. apply
@@ -363,7 +358,14 @@ export class MemoryMessageStore implements MessageStore {
     return { kind: 'fin', previousCursor: before, cursor: version, versions }
   }
 
-  private applyGroupEvent(w: Extract<InboxWrite, { kind: 'group_event' }>, ids: number[]): InboxWriteResult {
+  private applyGroupEvent(w: GroupEventWrite, ids: number[]): InboxWriteResult {
+    let groupId: number
+    try {
+      groupId = this.applyGroupChange(w, ids) // checks before it changes anything: fails alone
+    } catch (err) {
+      if (err instanceof MessageStoreError) return { kind: 'failed', error: err }
+      throw err
+    }
     const versions = new Array<{ userId: number; version: number }>(ids.length)
     for (let j = 0; j < ids.length; j++) {
       const inbox = this.inbox(ids[j])
@@ -371,7 +373,7 @@ export class MemoryMessageStore implements MessageStore {
       const entry: GroupEntry = {
         kind: 'group',
         version,
-        groupId: w.groupId,
+        groupId,
         event: w.event,
         actorUserId: w.actorUserId,
         subjectUserId: w.subjectUserId,
@@ -381,7 +383,44 @@ export class MemoryMessageStore implements MessageStore {
       inbox.entries.push({ kind: 'group', version, atMs: w.nowMs, entry })
       versions[j] = { userId: ids[j], version }
     }
-    return { kind: 'group_event', versions }
+    return { kind: 'group_event', groupId, versions }
+  }
+
+  /** The change a group event names (if it is to be applied); returns the group's id. */
+  private applyGroupChange(w: GroupEventWrite, ids: number[]): number {
+    if (w.applyChange !== true) return this.group(w.groupId).record.groupId
+    const args = { groupId: w.groupId, userId: w.subjectUserId, nowMs: w.nowMs }
+    if (w.event === 'created') return this.insertGroup({ name: w.name, createdByUserId: w.actorUserId, memberUserIds: ids, nowMs: w.nowMs }).record.groupId
+    if (w.event === 'joined') this.insertMember(args)
+    else if (w.event === 'left') this.deleteMember(args)
+    else this.group(w.groupId).record.name = w.name
+    return w.groupId
+  }
+
+  /** Users already known (cached). */
+  private insertGroup(args: { name: string; createdByUserId: number; memberUserIds: number[]; nowMs: number }): MemGroup {
+    const members = uniqueUserIds([args.createdByUserId, ...args.memberUserIds])
+    for (const u of members) if (!this.knownUsers.has(u)) throw unknownUser(u)
+    const record: GroupRecord = { groupId: this.nextGroupId++, name: args.name, createdByUserId: args.createdByUserId, createdAtMs: args.nowMs }
+    const group = { record, members: new Set(members) }
+    this.groups.set(record.groupId, group)
+    for (const u of members) this.groupIdsOf(u).add(record.groupId)
+    return group
+  }
+
+  /** The user already known (cached). */
+  private insertMember(args: { groupId: number; userId: number }): void {
+    const g = this.group(args.groupId)
+    if (!this.knownUsers.has(args.userId)) throw unknownUser(args.userId)
+    if (g.members.has(args.userId)) throw new MessageStoreError('ALREADY_MEMBER', `user ${args.userId} is in group ${args.groupId}`)
+    g.members.add(args.userId)
+    this.groupIdsOf(args.userId).add(args.groupId)
+  }
+
+  private deleteMember(args: { groupId: number; userId: number }): void {
+    const g = this.group(args.groupId)
+    if (!g.members.delete(args.userId)) throw new MessageStoreError('NOT_A_MEMBER', `user ${args.userId} is not in group ${args.groupId}`)
+    this.groupsOf.get(args.userId)?.delete(args.groupId)
   }
 
   // ---- inboxes ----

@@ -65,7 +65,9 @@ export type InboxWrite =
       nowMs: number
     }
   | {
+      /** A group event recorded in inboxUserIds' inboxes. */
       kind: 'group_event'
+      /** 0 for a 'created' event with applyChange: the store assigns the id. */
       groupId: number
       event: GroupEventKind
       actorUserId: number
@@ -73,6 +75,14 @@ export type InboxWrite =
       name: string
       inboxUserIds: number[]
       nowMs: number
+      /**
+       * Also apply the change the event names, in the same transaction, so that a change
+       * never stands without its event: created, a group named `name` by actorUserId whose
+       * members are actorUserId and inboxUserIds; joined, subjectUserId added; left,
+       * subjectUserId removed; renamed, to `name`. A change that cannot apply
+       * (UNKNOWN_GROUP, ALREADY_MEMBER, NOT_A_MEMBER) fails this write alone.
+       */
+      applyChange?: boolean
     }
   | {
       /**
@@ -107,7 +117,7 @@ export type InboxWriteResult =
       /** The sender's inbox entry, when added. */
       versions: Array<{ userId: number; version: number }>
     }
-  | { kind: 'group_event'; versions: Array<{ userId: number; version: number }> }
+  | { kind: 'group_event'; groupId: number; versions: Array<{ userId: number; version: number }> }
   | {
       kind: 'fin'
       /** The device's cursor before the write. */
@@ -117,6 +127,11 @@ export type InboxWriteResult =
       /** The delivered-receipt entries added, one per sender inbox entry. */
       versions: Array<{ userId: number; version: number }>
     }
+  /** This write alone failed (a group change that cannot apply); GroupCommit rejects its writer. */
+  | { kind: 'failed'; error: MessageStoreError }
+
+/** What a write that applied answers (GroupCommit resolves with these, rejects 'failed'). */
+export type AppliedWriteResult = Exclude<InboxWriteResult, { kind: 'failed' }>
 
 export interface StoredMessage {
   msgId: number
@@ -156,6 +171,8 @@ export interface MessageStore {
   listContacts(userId: number): Promise<number[]>
 
   // ---- groups ----
+  // The server changes groups with group_event writes (applyChange), which record the event
+  // in the members' inboxes in the same transaction; these change a group alone (tests, tools).
   /** The creator is a member; members are deduplicated. Throws UNKNOWN_USER. */
   createGroup(args: { name: string; createdByUserId: number; memberUserIds: number[]; nowMs: number }): Promise<GroupRecord>
   getGroup(groupId: number): Promise<GroupRecord | undefined>

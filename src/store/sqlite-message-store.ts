@@ -101,6 +101,7 @@ export class SqliteMessageStore implements MessageStore {
   private readonly batchTx
   private readonly memory: InboxMemory
   private readonly pruneStepTx
+  private readonly groupChangeTx
   private readonly durability: CommitDurability
   /** Set for a WAL database opened with synchronous=FULL: batches sync the WAL off the event loop. */
   private readonly wal: WalFile | undefined
@@ -134,6 +135,7 @@ export class SqliteMessageStore implements MessageStore {
     })
     this.memory = new InboxMemory(db)
     this.pruneStepTx = db.transaction((run: SqlitePruneRun): number[] => run.step())
+    this.groupChangeTx = db.transaction((w: GroupEventWrite, inboxIds: number[]): number => this.applyGroupChange(w, inboxIds))
     this.durability = new CommitDurability(db)
     const syncOffLoop = this.durability.fullSync && db.name !== ':memory:' && db.name !== '' && db.pragma('journal_mode', { simple: true }) === 'wal'
     this.wal = syncOffLoop ? new WalFile(db.name, options.fdatasync) : undefined
@@ -181,13 +183,8 @@ export class SqliteMessageStore implements MessageStore {
     checkGroupName(args.name)
     if (!isCount(args.nowMs)) throw invalid(`nowMs ${String(args.nowMs)}`)
     if (!Array.isArray(args.memberUserIds)) throw invalid('memberUserIds is not an array')
-    const members = uniqueUserIds([args.createdByUserId, ...args.memberUserIds])
-    return this.db.transaction((): GroupRecord => {
-      for (const u of members) this.requireUser(u)
-      const groupId = Number(this.q.insertGroup.run(args.name, args.createdByUserId, args.nowMs).lastInsertRowid)
-      for (const u of members) this.q.insertMember.run(groupId, u, args.nowMs)
-      return { groupId, name: args.name, createdByUserId: args.createdByUserId, createdAtMs: args.nowMs }
-    }).immediate()
+    const groupId = this.db.transaction(() => this.insertGroup(args)).immediate()
+    return { groupId, name: args.name, createdByUserId: args.createdByUserId, createdAtMs: args.nowMs }
   }
 
   async getGroup(groupId: number): Promise<GroupRecord | undefined> {
@@ -207,31 +204,19 @@ export class SqliteMessageStore implements MessageStore {
   async addGroupMember(args: { groupId: number; userId: number; nowMs: number }): Promise<void> {
     this.open()
     if (!isCount(args.nowMs)) throw invalid(`nowMs ${String(args.nowMs)}`)
-    this.db.transaction(() => {
-      this.requireGroup(args.groupId)
-      this.requireUser(args.userId)
-      if (this.q.isMember.get(args.groupId, args.userId) !== undefined) {
-        throw new MessageStoreError('ALREADY_MEMBER', `user ${args.userId} is in group ${args.groupId}`)
-      }
-      this.q.insertMember.run(args.groupId, args.userId, args.nowMs)
-    }).immediate()
+    this.db.transaction(() => this.insertMember(args)).immediate()
   }
 
   async removeGroupMember(args: { groupId: number; userId: number }): Promise<void> {
     this.open()
-    this.db.transaction(() => {
-      this.requireGroup(args.groupId)
-      if (this.q.deleteMember.run(args.groupId, args.userId).changes === 0) {
-        throw new MessageStoreError('NOT_A_MEMBER', `user ${args.userId} is not in group ${args.groupId}`)
-      }
-    }).immediate()
+    this.db.transaction(() => this.deleteMember(args)).immediate()
   }
 
   async renameGroup(args: { groupId: number; name: string }): Promise<void> {
     this.open()
+    checkGroupName(args.name)
     this.db.transaction(() => {
       this.requireGroup(args.groupId)
-      checkGroupName(args.name)
       this.q.renameGroup.run(args.name, args.groupId)
     }).immediate()
   }
@@ -369,17 +354,64 @@ export class SqliteMessageStore implements MessageStore {
   }
 
   private writeGroupEvent(w: GroupEventWrite, inboxIds: number[]): InboxWriteResult {
-    this.requireGroup(w.groupId)
+    let groupId: number
+    try {
+      groupId = this.groupChangeTx(w, inboxIds) // a savepoint inside the batch: undone alone
+    } catch (err) {
+      if (err instanceof MessageStoreError) return { kind: 'failed', error: err }
+      throw err
+    }
     const event = EVENT_CODE[w.event]
     const versions = new Array<{ userId: number; version: number }>(inboxIds.length)
     for (let j = 0; j < inboxIds.length; j++) {
       const userId = inboxIds[j]
       const version = this.memory.nextVersion(userId)
-      this.insertEntry(userId, () => this.q.insertGroupEntry.run(userId, version, w.groupId, event, w.actorUserId, w.subjectUserId, w.name, w.nowMs))
+      this.insertEntry(userId, () => this.q.insertGroupEntry.run(userId, version, groupId, event, w.actorUserId, w.subjectUserId, w.name, w.nowMs))
       this.memory.addedUntracked(userId) // rare: read back from the table
       versions[j] = { userId, version }
     }
-    return { kind: 'group_event', versions }
+    return { kind: 'group_event', groupId, versions }
+  }
+
+  /** The change a group event names (if it is to be applied); returns the group's id. */
+  private applyGroupChange(w: GroupEventWrite, inboxIds: number[]): number {
+    if (w.applyChange !== true) {
+      this.requireGroup(w.groupId)
+      return w.groupId
+    }
+    const args = { groupId: w.groupId, userId: w.subjectUserId, nowMs: w.nowMs }
+    if (w.event === 'created') return this.insertGroup({ name: w.name, createdByUserId: w.actorUserId, memberUserIds: inboxIds, nowMs: w.nowMs })
+    if (w.event === 'joined') this.insertMember(args)
+    else if (w.event === 'left') this.deleteMember(args)
+    else {
+      this.requireGroup(w.groupId)
+      this.q.renameGroup.run(w.name, w.groupId)
+    }
+    return w.groupId
+  }
+
+  private insertGroup(args: { name: string; createdByUserId: number; memberUserIds: number[]; nowMs: number }): number {
+    const members = uniqueUserIds([args.createdByUserId, ...args.memberUserIds])
+    for (const u of members) this.requireUser(u)
+    const groupId = Number(this.q.insertGroup.run(args.name, args.createdByUserId, args.nowMs).lastInsertRowid)
+    for (const u of members) this.q.insertMember.run(groupId, u, args.nowMs)
+    return groupId
+  }
+
+  private insertMember(args: { groupId: number; userId: number; nowMs: number }): void {
+    this.requireGroup(args.groupId)
+    this.requireUser(args.userId)
+    if (this.q.isMember.get(args.groupId, args.userId) !== undefined) {
+      throw new MessageStoreError('ALREADY_MEMBER', `user ${args.userId} is in group ${args.groupId}`)
+    }
+    this.q.insertMember.run(args.groupId, args.userId, args.nowMs)
+  }
+
+  private deleteMember(args: { groupId: number; userId: number }): void {
+    this.requireGroup(args.groupId)
+    if (this.q.deleteMember.run(args.groupId, args.userId).changes === 0) {
+      throw new MessageStoreError('NOT_A_MEMBER', `user ${args.userId} is not in group ${args.groupId}`)
+    }
   }
 
   /** An inbox row of `userId` (inside the batch transaction): a foreign-key failure means no such user. */

@@ -1,7 +1,8 @@
 /**
  * MessagingService edge cases a review found: an empty body, presence when a device comes
  * and goes at once, two invites into the last place of a group, a retried SEND whose id
- * left the de-duplication cache, and a sync larger than the device's session takes.
+ * left the de-duplication cache, a sync larger than the device's session takes, and a group
+ * change whose write fails.
  */
 import t from 'tap'
 import { MessageStoreError } from '../../src/store/message-store.js'
@@ -219,4 +220,28 @@ t.test('group names with control or text-direction characters, or only blanks, a
   send(alice, { type: 'GROUP_RENAME', requestId: 11, groupId: group[0].groupId, name: 'tab\there' })
   await settle()
   t.match(alice.of('ERROR').at(-1), { requestId: 11, code: 'INVALID_REQUEST' })
+})
+
+t.test('a group change whose write fails leaves no change behind (the change and its event are one write)', async (t) => {
+  const { service, store, user, send } = await setup()
+  const { alice, groupId } = await aliceAndBobInGroup({ service, user, send })
+  const carol = await user('carol', 3)
+  service.attach(carol)
+  await settle()
+  const applyBatch = store.applyBatch.bind(store)
+  store.applyBatch = () => Promise.reject(new Error('disk I/O error'))
+  send(alice, { type: 'GROUP_INVITE', requestId: 2, groupId, username: 'carol' })
+  send(alice, { type: 'GROUP_RENAME', requestId: 3, groupId, name: 'renamed' })
+  send(alice, { type: 'GROUP_CREATE', requestId: 4, name: 'second', usernames: ['carol'] })
+  await settle()
+  t.match(alice.of('ERROR'), [{ requestId: 2, code: 'INTERNAL_ERROR' }, { requestId: 3, code: 'INTERNAL_ERROR' }, { requestId: 4, code: 'INTERNAL_ERROR' }])
+  t.same(await store.listGroupMembers(groupId), [alice.userId, alice.userId + 1], 'carol was not added without her event')
+  t.equal((await store.getGroup(groupId))?.name, 'g', 'nor the group renamed')
+  t.equal((await store.listGroupsOf(carol.userId)).length, 0, 'nor a group created')
+
+  store.applyBatch = applyBatch
+  send(alice, { type: 'GROUP_INVITE', requestId: 5, groupId, username: 'carol' })
+  await settle()
+  t.match(alice.of('OK').at(-1), { requestId: 5 }, 'the retried invite works')
+  t.same(await store.listGroupMembers(groupId), [alice.userId, alice.userId + 1, carol.userId])
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { GroupCommit, checkInboxWrite } from '../../src/store/group-commit.js'
-import { MessageStoreError, type InboxWrite, type InboxWriteResult } from '../../src/store/message-store.js'
+import { MessageStoreError, type AppliedWriteResult, type InboxWrite, type InboxWriteResult } from '../../src/store/message-store.js'
 import { MemoryMessageStore } from '../../src/store/memory-message-store.js'
 import { cid, messageWrite } from './message-conformance.js'
 
@@ -249,7 +249,7 @@ t.test('close() flushes and refuses later writes', async (t) => {
 t.test('with a real MemoryMessageStore and the default scheduler', async (t) => {
   const store = new MemoryMessageStore({ userExists: () => true })
   const gc = new GroupCommit({ store })
-  const ps: Array<Promise<InboxWriteResult>> = []
+  const ps: Array<Promise<AppliedWriteResult>> = []
   for (let i = 1; i <= 1000; i++) ps.push(gc.write(w(i)))
   const results = await Promise.all(ps)
   t.same(results.map((r) => r.versions[0].version), Array.from({ length: 1000 }, (_, i) => i + 1), 'versions in write order')

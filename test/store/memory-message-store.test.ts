@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MemoryAccountStore } from '../../src/store/memory-account-store.js'
 import { MemoryMessageStore } from '../../src/store/memory-message-store.js'
-import { cid, messageStoreConformance, messageWrite, rejectsMessageCode } from './message-conformance.js'
+import { cid, messageStoreConformance, messageWrite, rejectsMessageCode, versionsOf } from './message-conformance.js'
 
 messageStoreConformance(t, async () => {
   const accounts = new MemoryAccountStore()
@@ -20,7 +20,7 @@ t.test('userExists option; known users are cached, so a batch applies without aw
   const asked: number[] = []
   const store = new MemoryMessageStore({ userExists: (id) => { asked.push(id); return id <= 3 } })
   const p1 = store.applyBatch([messageWrite(1, cid(1), { kind: 'user', userId: 2 }, [2, 1], 10)])
-  t.same((await p1)[0].versions, [{ userId: 2, version: 1 }, { userId: 1, version: 1 }])
+  t.same(versionsOf((await p1)[0]), [{ userId: 2, version: 1 }, { userId: 1, version: 1 }])
   t.same(asked.sort(), [1, 2])
   // all users cached: applied synchronously inside the call
   void store.applyBatch([messageWrite(1, cid(2), { kind: 'user', userId: 2 }, [2, 1], 11)])

@@ -37,6 +37,9 @@ export const messageWrite = (
 type MessageResult = Extract<InboxWriteResult, { kind: 'message' }>
 type ReceiptResult = Extract<InboxWriteResult, { kind: 'receipt' }>
 
+/** The versions a write answered with (none for a write that failed alone). */
+export const versionsOf = (r: InboxWriteResult): Array<{ userId: number; version: number }> | undefined => ('versions' in r ? r.versions : undefined)
+
 const asMessage = (r: InboxWriteResult): MessageResult => {
   if (r.kind !== 'message') throw new Error(`expected a message result, got ${r.kind}`)
   return r
@@ -182,7 +185,7 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     t.same(m2.versions, [{ userId: a, version: 2 }, { userId: b, version: 2 }, { userId: c, version: 2 }])
     t.same(m3.versions, [{ userId: d, version: 1 }, { userId: a, version: 3 }])
     const [r4] = await store.applyBatch([messageWrite(c, cid(9), to, members, 20)])
-    t.same(r4.versions, [{ userId: a, version: 4 }, { userId: b, version: 3 }, { userId: c, version: 3 }])
+    t.same(versionsOf(r4), [{ userId: a, version: 4 }, { userId: b, version: 3 }, { userId: c, version: 3 }])
     t.same(versions(await readAll(store, a)), [1, 2, 3, 4])
     t.same(versions(await readAll(store, c)), [1, 2, 3])
     const entry = (await readAll(store, c))[2]
@@ -193,7 +196,7 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
 
   withStore('applyBatch: a repeated inbox user gets one copy', async ({ store, users: [a] }, t) => {
     const [r] = await store.applyBatch([messageWrite(a, cid(1), { kind: 'user', userId: a }, [a, a], 5)])
-    t.same(r.versions, [{ userId: a, version: 1 }])
+    t.same(versionsOf(r), [{ userId: a, version: 1 }])
     t.equal((await readAll(store, a)).length, 1)
   })
 
@@ -235,7 +238,7 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     t.same(rs[0], { kind: 'receipt', added: true, versions: [{ userId: a, version: 2 }] })
     t.same(rs[1], { kind: 'receipt', added: false, versions: [] }, 'same receipt in the same batch')
     t.same(rs[2], { kind: 'receipt', added: false, versions: [] }, 'unknown message')
-    t.same(rs[3].versions, [{ userId: a, version: 3 }, { userId: c, version: 1 }], 'the other writes of the batch succeed')
+    t.same(versionsOf(rs[3]), [{ userId: a, version: 3 }, { userId: c, version: 1 }], 'the other writes of the batch succeed')
     t.same(rs[4], { kind: 'receipt', added: true, versions: [{ userId: a, version: 4 }] }, 'read is another status')
     const [again] = await store.applyBatch([{ kind: 'receipt', msgId: m.msgId, status: 'read', byUserId: b, nowMs: 30 }])
     t.same(asReceipt(again), { kind: 'receipt', added: false, versions: [] }, 'same receipt in a later batch')
@@ -254,20 +257,50 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     const [r] = await store.applyBatch([
       { kind: 'group_event', groupId: g.groupId, event: 'joined', actorUserId: a, subjectUserId: c, name: 'g', inboxUserIds: [a, b, c], nowMs: 50 },
     ])
-    t.same(r, { kind: 'group_event', versions: [{ userId: a, version: 1 }, { userId: b, version: 2 }, { userId: c, version: 2 }] })
+    t.same(r, { kind: 'group_event', groupId: g.groupId, versions: [{ userId: a, version: 1 }, { userId: b, version: 2 }, { userId: c, version: 2 }] })
     t.same((await readAll(store, c))[1], { kind: 'group', version: 2, groupId: g.groupId, event: 'joined', actorUserId: a, subjectUserId: c, name: 'g', atMs: 50 })
     const events = ['created', 'left', 'renamed'] as const
     for (const event of events) {
       await store.applyBatch([{ kind: 'group_event', groupId: g.groupId, event, actorUserId: b, subjectUserId: b, name: 'h', inboxUserIds: [a], nowMs: 60 }])
     }
     t.same((await readAll(store, a)).map((e) => (e.kind === 'group' ? e.event : e.kind)), ['joined', ...events])
-    await rejectsMessageCode(
-      t,
-      store.applyBatch([{ kind: 'group_event', groupId: 9999, event: 'left', actorUserId: a, subjectUserId: a, name: 'g', inboxUserIds: [a], nowMs: 1 }]),
-      'UNKNOWN_GROUP',
-    )
+    const [unknown] = await store.applyBatch([{ kind: 'group_event', groupId: 9999, event: 'left', actorUserId: a, subjectUserId: a, name: 'g', inboxUserIds: [a], nowMs: 1 }])
+    t.match(unknown, { kind: 'failed', error: { code: 'UNKNOWN_GROUP' } }, 'an unknown group fails that write alone')
     const [empty] = await store.applyBatch([{ kind: 'group_event', groupId: g.groupId, event: 'renamed', actorUserId: a, subjectUserId: a, name: 'g', inboxUserIds: [], nowMs: 1 }])
-    t.same(empty, { kind: 'group_event', versions: [] })
+    t.same(empty, { kind: 'group_event', groupId: g.groupId, versions: [] })
+  })
+
+  withStore('a group event with applyChange makes the change and its inbox entries together; a change that cannot apply fails that write alone', async ({ store, users: [a, b, c] }, t) => {
+    const to: Peer = { kind: 'user', userId: b }
+    const ge = (event: 'created' | 'joined' | 'left' | 'renamed', groupId: number, subject: number, name: string, inboxUserIds: number[]): InboxWrite => ({
+      kind: 'group_event', groupId, event, actorUserId: a, subjectUserId: subject, name, inboxUserIds, nowMs: 70, applyChange: true,
+    })
+    const [created] = await store.applyBatch([ge('created', 0, a, 'team', [a, b])])
+    if (created.kind !== 'group_event') throw new Error(`created: ${created.kind}`)
+    t.same(await store.listGroupMembers(created.groupId), [a, b], 'the group exists with its members')
+    t.match(await store.getGroup(created.groupId), { name: 'team', createdByUserId: a, createdAtMs: 70 })
+    t.match((await readAll(store, b)).at(-1), { kind: 'group', groupId: created.groupId, event: 'created', name: 'team' }, 'and its event is in the inboxes')
+
+    const results = await store.applyBatch([
+      messageWrite(a, cid(1), to, [b, a], 71),
+      ge('joined', created.groupId, b, 'team', [a, b]), // b is a member already
+      ge('joined', created.groupId, c, 'team', [a, b, c]),
+      ge('left', created.groupId, c, 'team', [a, b, c]),
+      ge('left', created.groupId, c, 'team', [a, b]), // c left just before
+      ge('renamed', 9999, a, 'x', [a]), // no such group
+      ge('renamed', created.groupId, a, 'team 2', [a, b]),
+      messageWrite(a, cid(2), to, [b, a], 72),
+    ])
+    t.same(results.map((r) => (r.kind === 'failed' ? r.error.code : r.kind)), ['message', 'ALREADY_MEMBER', 'group_event', 'group_event', 'NOT_A_MEMBER', 'UNKNOWN_GROUP', 'group_event', 'message'])
+    t.same(await store.listGroupMembers(created.groupId), [a, b])
+    t.equal((await store.getGroup(created.groupId))?.name, 'team 2')
+    t.same((await readAll(store, c)).map((e) => (e.kind === 'group' ? e.event : e.kind)), ['joined', 'left'], 'c saw its join and leave, nothing of the failed writes')
+    const bEntries = (await readAll(store, b)).slice(-5).map((e) => (e.kind === 'group' ? e.event : e.kind))
+    t.same(bEntries, ['message', 'joined', 'left', 'renamed', 'message'], 'versions stay contiguous: the failed writes took none')
+    const [badMember] = await store.applyBatch([ge('created', 0, a, 'ghosts', [a, 9999])])
+    t.match(badMember, { kind: 'failed', error: { code: 'UNKNOWN_USER' } }, 'a member who does not exist fails the creation alone')
+    t.equal((await store.listGroupsOf(a)).length, 1, 'and no group was made')
+    await rejectsMessageCode(t, store.applyBatch([ge('created', 5, a, 'team', [a])]), 'INVALID_ARGUMENT', 'a group to create has groupId 0')
   })
 
   withStore('a write that throws fails the whole batch and writes nothing', async ({ store, users: [a, b] }, t) => {
@@ -286,7 +319,7 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     const [r] = await store.applyBatch([{ kind: 'receipt', msgId: m.msgId, status: 'read', byUserId: b, nowMs: 6 }])
     t.same(r, { kind: 'receipt', added: true, versions: [{ userId: a, version: 2 }] })
     const [again] = await store.applyBatch(batch.slice(0, 1))
-    t.same(again.versions, [{ userId: b, version: 2 }, { userId: a, version: 3 }], 'versions were not consumed by the failed batch')
+    t.same(versionsOf(again), [{ userId: b, version: 2 }, { userId: a, version: 3 }], 'versions were not consumed by the failed batch')
   })
 
   withStore('applyBatch: malformed writes are INVALID_ARGUMENT', async ({ store, users: [a, b] }, t) => {
@@ -392,7 +425,7 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     t.equal(await store.getMessage(ms[0].msgId), undefined, 'a message with no copy left is forgotten')
     t.ok(await store.getMessage(ms[2].msgId))
     const [next] = await store.applyBatch([messageWrite(a, cid(6), to, [b, a], 600)])
-    t.same(next.versions, [{ userId: b, version: 6 }, { userId: a, version: 6 }], 'versions are never reused')
+    t.same(versionsOf(next), [{ userId: b, version: 6 }, { userId: a, version: 6 }], 'versions are never reused')
     t.ok(asMessage(next).msgId > ms[4].msgId, 'message ids are never reused')
     t.equal(await store.pruneInboxes({ nowMs: LATER, olderThanMs: 300 }), 0, 'idempotent')
     await rejectsMessageCode(t, store.pruneInboxes({ nowMs: LATER, olderThanMs: -1 }), 'INVALID_ARGUMENT')
@@ -417,7 +450,7 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     t.same(await readAll(store, a), [])
     t.equal(await store.inboxHead(a), 7)
     const [r] = await store.applyBatch([messageWrite(b, cid(1), { kind: 'user', userId: a }, [a, b], 800)])
-    t.same(r.versions, [{ userId: a, version: 8 }, { userId: b, version: 7 }])
+    t.same(versionsOf(r), [{ userId: a, version: 8 }, { userId: b, version: 7 }])
   })
 
   withStore('pruneInboxes: a duplicate of a partly pruned message returns the copies that remain', async ({ store, users: [a, b, c] }, t) => {
@@ -489,10 +522,10 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     const p4 = store.applyBatch([messageWrite(b, cid(5), { kind: 'user', userId: a }, [a, b], 5)])
     const closing = store.close()
     await rejectsMessageCode(t, store.applyBatch([messageWrite(c, cid(6), { kind: 'user', userId: a }, [a, c], 6)]), 'STORE_CLOSED', 'called after close()')
-    t.same((await p1)[0].versions, [{ userId: d, version: 1 }, { userId: a, version: 2 }])
-    t.same((await p2)[0].versions, [{ userId: b, version: 2 }, { userId: a, version: 3 }])
+    t.same(versionsOf((await p1)[0]), [{ userId: d, version: 1 }, { userId: a, version: 2 }])
+    t.same(versionsOf((await p2)[0]), [{ userId: b, version: 2 }, { userId: a, version: 3 }])
     await rejectsMessageCode(t, p3, 'UNKNOWN_USER', 'a failing batch does not stop the ones after it')
-    t.same((await p4)[0].versions, [{ userId: a, version: 4 }, { userId: b, version: 3 }])
+    t.same(versionsOf((await p4)[0]), [{ userId: a, version: 4 }, { userId: b, version: 3 }])
     await closing
     await rejectsMessageCode(t, store.inboxHead(a), 'STORE_CLOSED')
   })

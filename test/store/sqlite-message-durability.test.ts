@@ -14,7 +14,7 @@ import { MessageStoreError, type InboxWrite, type InboxWriteResult } from '../..
 import { DATABASE_FILE, SqliteAccountStore } from '../../src/store/sqlite-account-store.js'
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite-message-schema.js'
 import { SqliteMessageStore, openSqliteStores } from '../../src/store/sqlite-message-store.js'
-import { cid, messageWrite, rejectsMessageCode } from './message-conformance.js'
+import { cid, messageWrite, rejectsMessageCode, versionsOf } from './message-conformance.js'
 import { openGatedStores, type GatedStores } from './sync-gate.js'
 
 const tempDir = (t: { teardown: (fn: () => void) => void }): string => {
@@ -196,7 +196,7 @@ t.test('overlapping applyBatch calls run one after another: the second commits o
   t.equal(await reader.messages.inboxHead(b), 2, 'the first batch committed')
   t.equal(s.gate.heldCount, 1, 'one sync under way')
   s.gate.release()
-  t.same((await first)[0].versions, [{ userId: b, version: 2 }])
+  t.same(versionsOf((await first)[0]), [{ userId: b, version: 2 }])
   await s.gate.whenHeld(1)
   t.equal(await reader.messages.inboxHead(b), 3, 'the second committed after the first was durable')
   t.equal(await store.inboxHead(b), 2, 'and is held back by itself')
@@ -216,11 +216,11 @@ t.test('close() waits for the batch being synced and the batches queued behind i
   await rejectsMessageCode(t, store.applyBatch([msgTo(a, b, 3)]), 'STORE_CLOSED')
   t.equal(store.db.open, true, 'the connection stays open')
   s.gate.release() // the real fdatasync: the WAL fd must still be open
-  t.same((await first)[0].versions, [{ userId: b, version: 1 }, { userId: a, version: 1 }])
+  t.same(versionsOf((await first)[0]), [{ userId: b, version: 1 }, { userId: a, version: 1 }])
   await s.gate.whenHeld(1)
   t.equal(closed, false, 'still waiting for the queued batch')
   s.gate.release()
-  t.same((await second)[0].versions, [{ userId: b, version: 2 }, { userId: a, version: 2 }])
+  t.same(versionsOf((await second)[0]), [{ userId: b, version: 2 }, { userId: a, version: 2 }])
   await closing
   t.equal(store.db.open, false, 'then it closes')
   t.equal(store.failure, undefined)

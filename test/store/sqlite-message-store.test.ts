@@ -7,7 +7,7 @@ import type { InboxWrite } from '../../src/store/message-store.js'
 import { DATABASE_FILE, SqliteAccountStore, schemaVersion } from '../../src/store/sqlite-account-store.js'
 import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/store/sqlite-message-schema.js'
 import { SqliteMessageStore, openSqliteStores } from '../../src/store/sqlite-message-store.js'
-import { cid, messageStoreConformance, messageWrite, rejectsMessageCode } from './message-conformance.js'
+import { cid, messageStoreConformance, messageWrite, rejectsMessageCode, versionsOf } from './message-conformance.js'
 
 const tempDir = (t: { teardown: (fn: () => void) => void }): string => {
   const dir = mkdtempSync(join(tmpdir(), 'pigeon-msg-store-'))
@@ -203,7 +203,7 @@ t.test('a batch is read back only once its WAL sync has returned; the connection
   t.same((await store.readInbox({ userId: b, afterVersion: 0, limit: 10 })).map((e) => e.version), [1])
   t.same((await store.readInbox({ userId: a, afterVersion: 0, limit: 10 })).map((e) => e.version), [1])
   const results = await pending
-  t.same(results.map((r) => r.versions), [[{ userId: b, version: 2 }, { userId: a, version: 2 }], [{ userId: b, version: 3 }, { userId: a, version: 3 }]])
+  t.same(results.map(versionsOf), [[{ userId: b, version: 2 }, { userId: a, version: 2 }], [{ userId: b, version: 3 }, { userId: a, version: 3 }]])
   t.equal(await store.inboxHead(b), 3, 'durable: visible')
   t.same((await store.readInbox({ userId: b, afterVersion: 0, limit: 10 })).map((e) => e.version), [1, 2, 3])
   t.equal(stores.accounts.db.pragma('synchronous', { simple: true }), 2, 'synchronous is FULL again for every other commit')

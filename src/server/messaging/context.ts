@@ -4,7 +4,7 @@ import type { ChatErrorCode, ChatMessage } from '../../protocol/chat-types.js'
 import { encodeChatMessage } from '../../protocol/chat-codec.js'
 import type { AccountStore } from '../../store/account-store.js'
 import type { GroupCommit } from '../../store/group-commit.js'
-import { MessageStoreError, type InboxWriteResult, type MessageStore } from '../../store/message-store.js'
+import { MessageStoreError, type AppliedWriteResult, type MessageStore } from '../../store/message-store.js'
 import type { Logger } from '../../io/logger.js'
 import type { TokenBucketLimiter } from '../accounts/rate-limit.js'
 import type { KeyedSerial } from './keyed-serial.js'
@@ -115,6 +115,6 @@ export const sendMessage = (ctx: MessagingContext, link: ChatLink, m: ChatMessag
 }
 
 /** PUSH to every inbox a durable write touched (but not to `sender`, told by SEND_OK). */
-export const notifyVersions = (ctx: MessagingContext, result: InboxWriteResult, sender?: ChatLink): void => {
+export const notifyVersions = (ctx: MessagingContext, result: AppliedWriteResult, sender?: ChatLink): void => {
   for (const { userId, version } of result.versions) ctx.links.notify(userId, version, userId === sender?.userId ? sender : undefined)
 }

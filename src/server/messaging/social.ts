@@ -65,9 +65,8 @@ const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Pr
       const invited = await Promise.all(m.usernames.map((name) => userByName(ctx, name)))
       const memberIds = [...new Set([me, ...invited.map((u) => u.userId)])]
       if (memberIds.length > ctx.limits.maxGroupSize) throw new ChatRequestError('GROUP_FULL', `a group holds at most ${ctx.limits.maxGroupSize} members`)
-      const group = await ctx.store.createGroup({ name: m.name, createdByUserId: me, memberUserIds: memberIds, nowMs: ctx.nowMs() })
-      await groupEvent(ctx, { groupId: group.groupId, event: 'created', actor: me, subject: me, name: group.name, inboxUserIds: memberIds })
-      return { type: 'GROUP', requestId, groupId: group.groupId, name: group.name, members: await summaries(ctx, memberIds) }
+      const groupId = await groupChange(ctx, { groupId: 0, event: 'created', actor: me, subject: me, name: m.name, inboxUserIds: memberIds })
+      return { type: 'GROUP', requestId, groupId, name: m.name, members: await summaries(ctx, memberIds) }
     }
     case 'GROUP_INVITE':
       return ctx.groupChanges.run(m.groupId, async () => {
@@ -75,23 +74,20 @@ const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Pr
         const invitee = await userByName(ctx, m.username)
         if (members.includes(invitee.userId)) throw new ChatRequestError('ALREADY_MEMBER', `${invitee.username} is already a member`)
         if (members.length >= ctx.limits.maxGroupSize) throw new ChatRequestError('GROUP_FULL', `a group holds at most ${ctx.limits.maxGroupSize} members`)
-        await ctx.store.addGroupMember({ groupId: m.groupId, userId: invitee.userId, nowMs: ctx.nowMs() })
-        await groupEvent(ctx, { groupId: m.groupId, event: 'joined', actor: me, subject: invitee.userId, name, inboxUserIds: [...members, invitee.userId] })
+        await groupChange(ctx, { groupId: m.groupId, event: 'joined', actor: me, subject: invitee.userId, name, inboxUserIds: [...members, invitee.userId] })
         return { type: 'OK', requestId }
       })
     case 'GROUP_LEAVE':
       return ctx.groupChanges.run(m.groupId, async () => {
         const { name, members } = await groupOf(ctx, m.groupId, me)
-        await ctx.store.removeGroupMember({ groupId: m.groupId, userId: me })
-        await groupEvent(ctx, { groupId: m.groupId, event: 'left', actor: me, subject: me, name, inboxUserIds: members })
+        await groupChange(ctx, { groupId: m.groupId, event: 'left', actor: me, subject: me, name, inboxUserIds: members })
         return { type: 'OK', requestId }
       })
     case 'GROUP_RENAME':
       checkNewGroupName(m.name)
       return ctx.groupChanges.run(m.groupId, async () => {
         const { members } = await groupOf(ctx, m.groupId, me)
-        await ctx.store.renameGroup({ groupId: m.groupId, name: m.name })
-        await groupEvent(ctx, { groupId: m.groupId, event: 'renamed', actor: me, subject: me, name: m.name, inboxUserIds: members })
+        await groupChange(ctx, { groupId: m.groupId, event: 'renamed', actor: me, subject: me, name: m.name, inboxUserIds: members })
         return { type: 'OK', requestId }
       })
     case 'GROUP_MEMBERS': {
@@ -145,10 +141,15 @@ const groupOf = async (ctx: MessagingContext, groupId: number, userId: number): 
   return { name: group.name, members }
 }
 
-const groupEvent = async (
+/**
+ * A group change and its event in the members' inboxes, as one durable write: the change
+ * never stands without its event (a failed write leaves neither). Returns the group's id
+ * (new for 'created', whose groupId is 0).
+ */
+const groupChange = async (
   ctx: MessagingContext,
   e: { groupId: number; event: GroupEventKind; actor: number; subject: number; name: string; inboxUserIds: number[] },
-): Promise<void> => {
+): Promise<number> => {
   const result = await ctx.commit.write({
     kind: 'group_event',
     groupId: e.groupId,
@@ -158,8 +159,11 @@ const groupEvent = async (
     name: e.name,
     inboxUserIds: [...new Set(e.inboxUserIds)],
     nowMs: ctx.nowMs(),
+    applyChange: true,
   })
+  if (result.kind !== 'group_event') throw new Error(`group commit answered a group event with ${result.kind}`)
   notifyVersions(ctx, result)
+  return result.groupId
 }
 
 /** Two users just became contacts: each online one learns the other's presence. */
