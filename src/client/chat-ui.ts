@@ -5,7 +5,7 @@
  * display.ts before it is printed or put into the prompt, so it cannot drive the terminal.
  */
 import { ChatError, type GroupEntry, type MessageEntry, type ReceiptEntry, type SentInfo } from './chat-core.js'
-import type { ChatClient } from './chat-client.js'
+import type { ChatClient, ChatClientEvents } from './chat-client.js'
 import { type OutboxEntry, hexId } from './client-state.js'
 import { safeBody, safeName, snippet } from './display.js'
 import { ChatHistory, type ConvKey, type HistoryItem, convOf, idsByName, peerOf } from './history.js'
@@ -52,7 +52,8 @@ export interface ChatUiOptions {
 }
 
 export class ChatUi {
-  private readonly client: ChatClient
+  /** The client followed now (the CLI may replace it: see attach). */
+  private client: ChatClient
   private readonly history: ChatHistory
   private readonly print: (line: string) => void
   private current: ConvKey | undefined
@@ -71,10 +72,35 @@ export class ChatUi {
     this.client = opts.client
     this.history = opts.history
     this.print = opts.print
-    for (const e of this.client.pendingMessages) this.ownIds.add(hexId(e.clientMsgId))
     this.everConnected = this.client.connected
-    const c = this.client
-    c.on('connected', (info) => {
+    this.follow(opts.client)
+  }
+
+  /**
+   * Follow `client` (logged in) from now on: the CLI starts a new one when the server
+   * refused the password the old one had (ChatClient gives up then, and is closed).
+   */
+  attach(client: ChatClient): void {
+    this.client = client
+    this.follow(client)
+    this.notice('reconnected (logged in again)')
+  }
+
+  /** Print a status line ("* text") after the lines already queued. */
+  notice(text: string): void {
+    this.later(async () => this.print(`* ${text}`))
+  }
+
+  private follow(c: ChatClient): void {
+    for (const e of c.pendingMessages) this.ownIds.add(hexId(e.clientMsgId))
+    // Only the client followed now is listened to (a replaced one is closed anyway).
+    const on = <E extends keyof ChatClientEvents>(event: E, fn: (...args: ChatClientEvents[E]) => void): void => {
+      const listener = (...args: ChatClientEvents[E]): void => {
+        if (c === this.client) fn(...args)
+      }
+      ;(c as unknown as { on: (e: E, l: typeof listener) => void }).on(event, listener)
+    }
+    on('connected', (info) => {
       const again = this.everConnected
       this.everConnected = true
       const name = this.client.username
@@ -84,17 +110,17 @@ export class ChatUi {
         else this.banner()
       })
     })
-    c.on('disconnected', (reason) => this.later(async () => this.print(`* disconnected (${safeName(reason)}); reconnecting…`)))
-    c.on('auth_failed', (err) => this.later(async () => this.print(`* cannot log in again: ${safeName(err.message)}`)))
-    c.on('message', (e) => this.onMessage(e))
+    on('disconnected', (reason) => this.notice(`disconnected (${safeName(reason)}); reconnecting…`))
+    // auth_failed: the CLI decides (ask for the password again, or say why it gives up).
+    on('message', (e) => this.onMessage(e))
     // The core saves its cursor right after this: what the handlers stored must be durable first.
-    c.on('applied', () => this.history.sync())
-    c.on('receipt', (e) => this.onReceipt(e))
-    c.on('group', (e) => this.onGroup(e))
-    c.on('sent', (info) => this.onSent(info))
-    c.on('send_failed', (entry, err) => this.onSendFailed(entry, err))
-    c.on('presence', (userId, online) => this.later(async () => this.print(`* ${await this.userLabel(userId)} is ${online ? 'online' : 'offline'}`)))
-    c.on('protocol_error', (err) => this.later(async () => this.print(`* ignored a bad message from the server: ${safeName(err.message)}`)))
+    on('applied', () => this.history.sync())
+    on('receipt', (e) => this.onReceipt(e))
+    on('group', (e) => this.onGroup(e))
+    on('sent', (info) => this.onSent(info))
+    on('send_failed', (entry, err) => this.onSendFailed(entry, err))
+    on('presence', (userId, online) => this.later(async () => this.print(`* ${await this.userLabel(userId)} is ${online ? 'online' : 'offline'}`)))
+    on('protocol_error', (err) => this.notice(`ignored a bad message from the server: ${safeName(err.message)}`))
   }
 
   /** The first sync is done (or taking too long): print from now on. */
@@ -247,7 +273,9 @@ export class ChatUi {
     const { clientMsgId, sent } = this.client.enqueue(peer, text)
     this.ownIds.add(hexId(clientMsgId))
     sent.catch(() => {}) // reported through 'send_failed' / on close
-    this.print(`${formatTime(Date.now())} [${this.convLabelSync(this.current)}] ${this.myName()}: ${safeBody(text)}${this.client.connected ? '' : '  (queued: offline)'}`)
+    // Not sent yet: marked pending until "✓ sent" or "not sent ...: CODE" follows.
+    const pending = this.client.connected ? 'sending…' : 'queued: offline'
+    this.print(`${formatTime(Date.now())} [${this.convLabelSync(this.current)}] ${this.myName()}: ${safeBody(text)}  (${pending})`)
   }
 
   private async command(line: string): Promise<void> {

@@ -3,7 +3,11 @@
  * what the user has seen (for unread counts) and the names of users and groups, so
  * /history and /list work offline and after a restart. One append-only file of JSON
  * lines, `history.jsonl`, next to the client state; compacted on open (the newest
- * HISTORY_KEEP messages of each conversation are kept). Unreadable lines are skipped.
+ * HISTORY_KEEP messages of each conversation are kept), and the same way while running
+ * when a conversation grows HISTORY_SLACK items past that or the file has gained more
+ * lines since the last compaction than that compaction wrote (at least
+ * MIN_APPENDS_BEFORE_COMPACT), so memory and file stay bounded and compaction costs
+ * O(1) per append, amortized. Unreadable lines are skipped.
  *
  * Inbox entries are synced only once (the sync cursor moves past them), so what sync
  * delivered must be durable before the cursor that covers it: sync() fsyncs the appends
@@ -75,6 +79,10 @@ type Line =
   | { t: 'gname'; id: number; name: string }
 
 export const HISTORY_KEEP = 1000
+/** How far past HISTORY_KEEP a conversation grows while running before it is compacted. */
+export const HISTORY_SLACK = HISTORY_KEEP / 4
+/** Lines appended while running before the file is compacted, at least (see the module comment). */
+export const MIN_APPENDS_BEFORE_COMPACT = 4 * HISTORY_KEEP
 const FILE = 'history.jsonl'
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
@@ -122,6 +130,9 @@ export class ChatHistory {
   private fd: number | undefined
   /** Appended since the last sync(). */
   private dirty = false
+  /** Lines the last compaction wrote, and lines appended since. */
+  private compactedLines = 0
+  private appendedLines = 0
   private readonly convs = new Map<ConvKey, HistoryItem[]>()
   private readonly msgIds = new Set<number>()
   private readonly eventVersions = new Set<number>()
@@ -260,9 +271,19 @@ export class ChatHistory {
 
   private write(line: Line): void {
     this.apply(line)
-    if (this.fd === undefined) return
-    writeSync(this.fd, JSON.stringify(line) + '\n')
-    this.dirty = true
+    if (this.fd !== undefined) {
+      writeSync(this.fd, JSON.stringify(line) + '\n')
+      this.dirty = true
+      this.appendedLines++
+    }
+    if (this.overLimit(line)) this.compact()
+  }
+
+  /** While running: the conversation just written to, or the file, has outgrown its limit. */
+  private overLimit(line: Line): boolean {
+    const conv = line.t === 'm' || line.t === 'e' ? this.convs.get(line.c) : undefined
+    if (conv !== undefined && conv.length > HISTORY_KEEP + HISTORY_SLACK) return true
+    return this.fd !== undefined && this.appendedLines > Math.max(MIN_APPENDS_BEFORE_COMPACT, this.compactedLines)
   }
 
   private apply(line: Line): void {
@@ -306,18 +327,46 @@ export class ChatHistory {
     items.splice(i, 0, item)
   }
 
+  /**
+   * Keep the newest HISTORY_KEEP items of each conversation (and the receipts of kept
+   * messages only) and, with a file, replace it by what is kept: written, fsynced and
+   * renamed over the old one, the directory fsynced (replaceFile), so everything
+   * appended before is durable too; appends go on in the new file.
+   */
   private compact(): void {
+    this.trim()
     if (this.path === undefined || this.dir === undefined) return
+    const lines = this.keptLines()
+    replaceFile({ path: this.path, dir: this.dir, text: lines.map((l) => JSON.stringify(l) + '\n').join(''), sync: this.fsync })
+    this.compactedLines = lines.length
+    this.appendedLines = 0
+    if (this.fd === undefined) return // on open: the constructor opens the file
+    closeSync(this.fd)
+    this.fd = openSync(this.path, 'a', 0o600)
+    this.dirty = false
+  }
+
+  private trim(): void {
+    for (const items of this.convs.values()) {
+      const dropped = items.splice(0, Math.max(0, items.length - HISTORY_KEEP))
+      for (const it of dropped) {
+        if (it.kind === 'event') {
+          this.eventVersions.delete(it.version)
+          continue
+        }
+        this.msgIds.delete(it.msgId)
+      }
+    }
+    // Receipts of messages not kept (dropped, or never stored here) are not kept either.
+    for (const map of [this.delivered, this.read]) for (const id of map.keys()) if (!this.msgIds.has(id)) map.delete(id)
+  }
+
+  private keptLines(): Line[] {
     const lines: Line[] = []
     for (const [id, name] of this.userNames) lines.push({ t: 'name', id, name })
     for (const [id, name] of this.groupNames) lines.push({ t: 'gname', id, name })
     for (const [c, v] of this.seen) lines.push({ t: 'seen', c, v })
     for (const [conv, items] of this.convs) {
-      const dropped = items.splice(0, Math.max(0, items.length - HISTORY_KEEP))
-      for (const it of dropped) {
-        if (it.kind === 'message') this.msgIds.delete(it.msgId)
-        else this.eventVersions.delete(it.version)
-      }
       for (const it of items) {
         if (it.kind === 'event') {
           lines.push({ t: 'e', c: conv, v: it.version, at: it.atMs, text: it.text })
@@ -328,6 +377,6 @@ export class ChatHistory {
         for (const by of this.read.get(it.msgId) ?? []) lines.push({ t: 'r', id: it.msgId, s: 'read', by })
       }
     }
-    replaceFile({ path: this.path, dir: this.dir, text: lines.map((l) => JSON.stringify(l) + '\n').join(''), sync: this.fsync })
+    return lines
   }
 }

@@ -82,7 +82,12 @@ const chatWorld = async (t: Test) => {
       run.stderr += d
       pulse()
     })
-    run.done = new Promise((resolve) => child.on('close', resolve))
+    run.done = new Promise((resolve) =>
+      child.on('close', (code) => {
+        resolve(code)
+        pulse()
+      }),
+    )
     t.teardown(() => void child.kill())
     if (input !== undefined) child.stdin.end(input)
     return run
@@ -113,8 +118,7 @@ t.test('piped input: log in, add a contact, send, see it again in /history on th
   t.equal(r.code, 0, r.stderr)
   t.match(r.stdout, /connected as alice/)
   t.match(r.stdout, /added bob/)
-  t.match(r.stdout, /alice: hello from the cli/)
-  t.match(r.stdout, /✓ sent "hello from the cli"/)
+  t.match(r.stdout, /\[bob\] alice: hello from the cli {2}\(sending…\)\n[^]*^ {2}✓ sent "hello from the cli"/m, 'pending, then sent')
   t.same(bobGot, ['hello from the cli'])
 
   const alice = await accounts.getUserByName('alice')
@@ -129,7 +133,7 @@ t.test('piped input: log in, add a contact, send, see it again in /history on th
 
   r = await cli('/to #999999\nthis goes nowhere\n')
   t.equal(r.code, 1, 'a refused message fails the piped run')
-  t.match(r.stdout, /not sent to #999999: "this goes nowhere": UNKNOWN_USER/)
+  t.match(r.stdout, /alice: this goes nowhere {2}\(sending…\)\n[^]*^\* not sent to #999999: "this goes nowhere": UNKNOWN_USER/m, 'pending, then not sent')
   t.match(r.stderr, /1 message\(s\) refused by the server/)
 })
 
@@ -160,6 +164,28 @@ t.test('kicked (token revoked) without a password and a terminal to ask on: exit
   t.equal(await run.done, 1, run.stderr)
   t.match(run.stdout, /\* cannot log in again: no password: input is not a terminal to ask on: set PIGEON_PASSWORD/)
   t.match(run.stderr, /logged out: cannot log in again: no password: input is not a terminal/)
+})
+
+t.test('piped input ending with /quit: sends in flight get their outcome; with the server gone it exits at once, saying what is left (exit 1)', async (t) => {
+  const w = await chatWorld(t)
+  // The server answers: the outcome is printed before the exit; lines after /quit are not carried out.
+  const r = await w.cli('/to #999999\nnowhere\n/quit\n/bogus\n', ['--register'])
+  t.equal(r.code, 1, r.stderr)
+  t.match(r.stdout, /alice: nowhere {2}\(sending…\)\n\* not sent to #999999: "nowhere": UNKNOWN_USER/)
+  t.notMatch(r.stdout, /bogus/)
+
+  // The server is gone: /quit waits for no reconnect (end of input would, up to 30 s).
+  const run = w.start(undefined)
+  await waitFor('the CLI connected', () => run.stdout.includes('connected as alice') || undefined)
+  await w.server.close()
+  await waitFor('the CLI saw the server go', () => run.stdout.includes('* disconnected') || undefined)
+  run.child.stdin.write('/to #999999\nkept for next time\n/quit\n') // stdin stays open
+  let code: number | null | undefined
+  void run.done!.then((c) => (code = c))
+  await waitFor(() => `the exit after /quit: ${JSON.stringify(run.stdout + run.stderr)}`, () => code !== undefined || undefined, 10_000)
+  t.equal(code, 1)
+  t.match(run.stdout, /alice: kept for next time {2}\(queued: offline\)/)
+  t.match(run.stderr, /1 message\(s\) not yet stored by the server; they are sent next time/)
 })
 
 // --- on a terminal: `script` runs the CLI on a pseudo-terminal ---------------------------
@@ -243,4 +269,113 @@ t.test('on a terminal, /quit, Ctrl-C and Ctrl-D leave the cursor on a clean new 
     const lines = term.run.out.split('\n')
     t.equal(cursorLine(lines.slice(0, -1).join('\n')), lastText, 'the line before it')
   }
+})
+
+t.test('on a terminal, a wrong password gets a clear message and another prompt (after a kick, and at start); 3 wrong ones exit 1', { skip: hasScript ? false : 'no script(1)' }, async (t) => {
+  const w = await chatWorld(t)
+  t.equal((await w.cli('/status\n', ['--register'])).code, 0)
+  const term = onTerminal(w, undefined)
+  t.teardown(term.kill)
+  await term.prompt()
+  let mark = term.run.out.length
+  await w.kick('alice')
+  await term.until(/password for alice: |cannot log in again/, mark)
+  mark = term.run.out.length
+  term.type('not-it\r')
+  await term.until(/wrong password, try again \(attempt 2 of 3\)\r?\npassword for alice: |cannot log in again/, mark)
+  t.notMatch(term.run.out.slice(mark), /cannot log in again/)
+  term.type('alice-password\r')
+  await term.until('* reconnected (logged in again)', mark)
+  term.type('/status\r')
+  await term.until('connected as alice (#', mark)
+  term.type('/quit\r')
+  t.equal(await term.run.done, 0)
+  t.notMatch(term.run.out, /not-it|alice-password/, 'no password was echoed')
+
+  // At start (the stored token revoked): asked again twice, then a clear exit.
+  await w.kick('alice')
+  const start = onTerminal(w, undefined)
+  t.teardown(start.kill)
+  for (const attempt of [1, 2, 3]) {
+    await start.until(attempt === 1 ? 'password for alice: ' : `try again (attempt ${attempt} of 3)\r\npassword for alice: `)
+    start.type(`wrong-${attempt}\r`)
+  }
+  t.equal(await start.run.done, 1)
+  t.match(start.run.out, /pigeon chat: cannot connect as alice to [^:]+:\d+: wrong password, 3 attempts/)
+})
+
+/**
+ * The screen a terminal `cols` wide shows after `out`: printable text (wrapping at the
+ * right edge the way xterm does), CR, LF, BS, and the cursor and erase sequences
+ * readline uses (CSI A B C D G K J).
+ */
+const screen = (out: string, cols: number): string[] => {
+  const rows: string[][] = [[]]
+  let row = 0
+  let col = 0
+  let wrapPending = false
+  const at = (r: number): string[] => (rows[r] ??= [])
+  for (let i = 0; i < out.length; i++) {
+    const csi = /^\x1b\[([0-9;?]*)([A-Za-z])/.exec(out.slice(i, i + 16))
+    if (csi !== null) {
+      i += csi[0].length - 1
+      const n = Number(csi[1] || 1)
+      wrapPending = false
+      if (csi[2] === 'A') row = Math.max(0, row - n)
+      else if (csi[2] === 'B') row += n
+      else if (csi[2] === 'C') col = Math.min(cols - 1, col + n)
+      else if (csi[2] === 'D') col = Math.max(0, col - n)
+      else if (csi[2] === 'G') col = n - 1
+      else if (csi[2] === 'K') rows[row] = at(row).slice(0, col)
+      else if (csi[2] === 'J') {
+        rows.length = row + 1
+        rows[row] = at(row).slice(0, col)
+      }
+      continue
+    }
+    const ch = out[i]
+    if (ch === '\r') [col, wrapPending] = [0, false]
+    else if (ch === '\n') [row, wrapPending] = [row + 1, false]
+    else if (ch === '\b') col = Math.max(0, col - 1)
+    else if (ch >= ' ') {
+      if (wrapPending) [row, col, wrapPending] = [row + 1, 0, false]
+      at(row)[col] = ch
+      if (col === cols - 1) wrapPending = true
+      else col++
+    }
+  }
+  return rows.map((r) => Array.from(r, (c) => c ?? ' ').join('').trimEnd())
+}
+
+t.test('on a terminal, a message arriving while typed text wraps over two rows: every row of it is redrawn below the message, none left above', { skip: hasScript ? false : 'no script(1)' }, async (t) => {
+  const w = await chatWorld(t)
+  t.equal((await w.cli('/status\n', ['--register'])).code, 0)
+  const alice = (await w.accounts.getUserByName('alice'))!.userId
+  const bob = watch(await ChatClient.start({ host: '127.0.0.1', port: w.server.port, username: 'bob', password: 'bob-password', register: true, deviceName: 'test' }))
+  t.teardown(() => bob.close())
+  const term = onTerminal(w, 'alice-password')
+  t.teardown(term.kill)
+  await term.prompt()
+  const typed = 'z'.repeat(150) // with the prompt "> ", 100 + 52 columns
+  term.type(typed)
+  const shown = () => screen(term.run.out, 100)
+  await waitFor(() => `the typed text in ${JSON.stringify(shown())}`, () => shown().join('').split('z').length - 1 === typed.length || undefined)
+
+  /** The screen ends with the message rows, then the prompt and the typed text on two rows, and shows the text nowhere else. */
+  const redrawn = (messages: RegExp[]) => () => {
+    const rows = shown()
+    const input = rows.filter((r) => r.includes('z'))
+    const last = rows.slice(-2 - messages.length)
+    return (input.length === 2 && messages.every((m, i) => m.test(last[i])) && last.at(-2) === `> ${'z'.repeat(98)}` && last.at(-1) === 'z'.repeat(52)) || undefined
+  }
+  const first = /^\d\d:\d\d \[bob\] bob: ping one$/
+  await bob.send({ kind: 'user', userId: alice }, 'ping one')
+  await waitFor(() => `the redrawn input in ${JSON.stringify(shown().slice(-6))}`, redrawn([first]))
+
+  // The cursor moved back into the first row of the text: both rows are redrawn still.
+  term.type('\x1b[D'.repeat(60))
+  await bob.send({ kind: 'user', userId: alice }, 'ping two')
+  await waitFor(() => `the redrawn input in ${JSON.stringify(shown().slice(-6))}`, redrawn([first, /^\d\d:\d\d \[bob\] bob: ping two$/]))
+  term.type('\x03')
+  t.equal(await term.run.done, 0)
 })

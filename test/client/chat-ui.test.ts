@@ -231,3 +231,26 @@ t.test('handleLine says whether the line was carried out', async (t) => {
   t.ok(await ui.handleLine('/to bob'))
   t.ok(await ui.handleLine('hello'))
 })
+
+t.test('a typed message is echoed as pending, not as sent; "✓ sent" or "not sent ...: CODE" follows', async (t) => {
+  const { client, ui, out } = setup()
+  const bob: Peer = { kind: 'user', userId: 2 }
+  t.ok(await ui.handleLine('/to bob'))
+  out.length = 0
+  t.ok(await ui.handleLine('hello bob'))
+  t.ok(await ui.handleLine('to nobody'))
+  t.same(out.length, 2)
+  for (const [i, body] of ['hello bob', 'to nobody'].entries()) t.match(out[i], new RegExp(`^\\d\\d:\\d\\d \\[bob\\] alice: ${body}  \\(sending…\\)$`), 'marked pending')
+
+  const entry = (body: string) => ({ clientMsgId: new Uint8Array(16).fill(client.sent.findIndex((s) => s.body === body) + 1), to: bob, body, createdAtMs: Date.now() })
+  out.length = 0
+  client.emit('sent', { ...entry('hello bob'), msgId: 70, version: 7, sentAtMs: Date.now() })
+  client.emit('send_failed', entry('to nobody'), new ChatError('UNKNOWN_USER', 'no such user'))
+  await ui.settled()
+  t.same(out, ['  ✓ sent "hello bob"', '* not sent to bob: "to nobody": UNKNOWN_USER: no such user'])
+
+  client.connected = false
+  out.length = 0
+  t.ok(await ui.handleLine('later'))
+  t.match(out[0], /alice: later {2}\(queued: offline\)$/, 'offline: queued')
+})

@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream'
 import { createInterface } from 'node:readline'
 import { setImmediate as turn } from 'node:timers/promises'
 import t from 'tap'
-import { terminalPassword } from '../../src/client/terminal-password.js'
+import { PASSWORD_ATTEMPTS, terminalPassword } from '../../src/client/terminal-password.js'
 
 const fakeTerminal = (isTTY = true) => {
   const rawModes: boolean[] = []
@@ -58,4 +58,29 @@ t.test('where it cannot ask, the reason is true', async (t) => {
   await t.rejects(terminalPassword({ prompt: 'p: ', io: piped, readline: () => rl, terminal: false })(), /input is not a terminal/)
   const half = fakeTerminal(true)
   await t.rejects(terminalPassword({ prompt: 'p: ', io: half, readline: () => rl, terminal: false })(), /output is not a terminal/)
+})
+
+t.test('a refused password is asked for again, saying so, a few times; the one typed is kept until refused', async (t) => {
+  const term = fakeTerminal()
+  const ask = terminalPassword({ prompt: 'password for alice: ', io: { stdin: term.stdin, stderr: term.stderr }, readline: () => undefined, terminal: true })
+  const typed = async (password: string): Promise<string> => {
+    const p = ask()
+    await turn()
+    term.stdin.write(`${password}\r`)
+    return p
+  }
+  t.equal(await typed('wrong-1'), 'wrong-1')
+  t.equal(await ask(), 'wrong-1', 'kept: a reconnect does not ask again')
+  t.equal(term.stderr.text, 'password for alice: \n', 'asked once')
+
+  t.ok(ask.refused(), 'may ask again')
+  term.stderr.text = ''
+  t.equal(await typed('wrong-2'), 'wrong-2')
+  t.equal(term.stderr.text, `wrong password, try again (attempt 2 of ${PASSWORD_ATTEMPTS})\npassword for alice: \n`)
+  t.ok(ask.refused())
+  t.equal(await typed('right'), 'right')
+  ask.accepted()
+  t.ok(ask.refused(), 'counted from one again after an accepted password')
+  t.ok(ask.refused())
+  t.notOk(ask.refused(), `no more after ${PASSWORD_ATTEMPTS} wrong ones in a row`)
 })
