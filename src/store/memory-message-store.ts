@@ -274,8 +274,9 @@ export class MemoryMessageStore implements MessageStore {
         for (const id of inboxIds[i]) if (!this.knownUsers.has(id)) throw unknownUser(id)
         created.add(keys[i])
       } else if (w.kind === 'group_event') {
-        // The group (and a new group's members) are checked as the write applies: a change that cannot apply fails alone.
-        if (w.applyChange !== true || w.event !== 'created') for (const id of inboxIds[i]) if (!this.knownUsers.has(id)) throw unknownUser(id)
+        // Unknown inbox users fail the batch, as in the SQLite store; the group (and the
+        // change) are checked as the write applies: a change that cannot apply fails alone.
+        for (const id of inboxIds[i]) if (!this.knownUsers.has(id)) throw unknownUser(id)
       }
     }
     // 4. apply

@@ -73,16 +73,23 @@ export const prepareMessageQueries = (db: SqliteDatabase) => ({
       AND version IN (SELECT version FROM inbox WHERE user_id = @userId AND version <= @upTo ORDER BY version LIMIT @limit)
     RETURNING kind, msg_id`).raw(),
   // the oldest entries of an inbox written before olderThanMs, up to the first one that was
-  // not (finding it walks only the entries to delete), at most `limit`
+  // not, within the `limit` versions from the oldest (versions are contiguous), so a step
+  // looks at no more rows than it may delete however long the old backlog
   deleteOldPrefix: db.prepare(`
+    WITH first AS (SELECT min(version) AS v FROM inbox WHERE user_id = @userId)
     DELETE FROM inbox WHERE user_id = @userId
-      AND version IN (
-        SELECT version FROM inbox WHERE user_id = @userId
-          AND version < coalesce((SELECT version FROM inbox WHERE user_id = @userId AND created_at_ms >= @olderThanMs ORDER BY version LIMIT 1), 9007199254740991)
-        ORDER BY version LIMIT @limit)
+      AND version >= (SELECT v FROM first)
+      AND version < coalesce(
+        (SELECT version FROM inbox WHERE user_id = @userId
+           AND version >= (SELECT v FROM first) AND version < (SELECT v FROM first) + @limit
+           AND created_at_ms >= @olderThanMs
+         ORDER BY version LIMIT 1),
+        (SELECT v FROM first) + @limit)
     RETURNING kind, msg_id`).raw(),
+  oldestAtMs: db.prepare('SELECT created_at_ms FROM inbox WHERE user_id = ? ORDER BY version LIMIT 1').pluck(),
   // sent_at_ms of a message no inbox entry holds a copy of (undefined if it has one, or is gone)
   orphanSentAt: db.prepare('SELECT sent_at_ms FROM messages WHERE msg_id = @msgId AND NOT EXISTS (SELECT 1 FROM inbox WHERE kind = 1 AND msg_id = @msgId)').pluck(),
+  // its receipts go by ON DELETE CASCADE
   deleteMessage: db.prepare('DELETE FROM messages WHERE msg_id = ?'),
   // An orphan kept for de-duplication needs its ids, not its text.
   keepOrphan: db.prepare('INSERT OR IGNORE INTO orphaned_messages (sent_at_ms, msg_id) VALUES (?, ?)'),

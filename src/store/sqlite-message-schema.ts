@@ -75,7 +75,7 @@ export const MESSAGE_MIGRATIONS: readonly Migration[] = [
         CREATE INDEX inbox_message_copies ON inbox(msg_id) WHERE kind = 1;
 
         CREATE TABLE receipts (
-          msg_id INTEGER NOT NULL,
+          msg_id INTEGER NOT NULL REFERENCES messages(msg_id) ON DELETE CASCADE,
           by_user_id INTEGER NOT NULL,
           status INTEGER NOT NULL,
           created_at_ms INTEGER NOT NULL,

@@ -354,6 +354,7 @@ export class SqliteMessageStore implements MessageStore {
   }
 
   private writeGroupEvent(w: GroupEventWrite, inboxIds: number[]): InboxWriteResult {
+    for (const userId of inboxIds) this.requireUser(userId) // unknown inbox users fail the batch, as in every store
     let groupId: number
     try {
       groupId = this.groupChangeTx(w, inboxIds) // a savepoint inside the batch: undone alone

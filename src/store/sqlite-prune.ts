@@ -1,18 +1,19 @@
 /**
  * Retention for the SQLite message store, as a run of bounded steps: each step scans at
- * most STEP_INBOXES inboxes and deletes at most STEP_ROWS rows, and the store runs each in
- * its own transaction between batches, so pruning 500,000 entries never blocks the event
- * loop for long (one transaction took 1.6 s).
+ * most STEP_INBOXES inboxes and deletes at most STEP_ROWS inbox rows, and the store runs
+ * each in its own transaction between batches, so pruning 500,000 entries never blocks the
+ * event loop for long (one transaction took 1.6 s).
  *
  * Phases, in order:
  * 1. inboxes: for each inbox (by user id), delete what keepLastPerUser leaves out (versions
  *    up to head - N: an inbox's versions are contiguous, pruning only removes its oldest),
- *    then the oldest entries written before olderThanMs. An inbox whose oldest entry is
- *    young enough costs one index seek.
- * 2. orphans: each message that lost a copy and has none left is deleted if it was stored
- *    MESSAGE_MEMORY_MS before nowMs; otherwise its text is cleared and it is listed in
- *    orphaned_messages, so its (sender, clientMsgId) still de-duplicates a retried SEND.
- * 3. forget: listed orphans now old enough are deleted (receipts follow by cascade).
+ *    then the oldest entries written before olderThanMs, up to the first younger one. An
+ *    inbox with nothing to delete costs one index seek. In the same transaction, each
+ *    message that lost its last copy is deleted if it was stored MESSAGE_MEMORY_MS before
+ *    nowMs; otherwise its text is cleared and it is listed in orphaned_messages, so its
+ *    (sender, clientMsgId) still de-duplicates a retried SEND. A run cut short (shutdown,
+ *    error, power cut) thus never leaves a message no later run would find.
+ * 2. forget: listed orphans now old enough are deleted (receipts follow by cascade).
  */
 import { MESSAGE_MEMORY_MS, type RetentionPolicy } from './message-store.js'
 import type { MessageQueries } from './sqlite-message-queries.js'
@@ -23,16 +24,15 @@ export const STEP_INBOXES = 500
 /** Rows deleted (or messages examined) per step, at most. */
 export const STEP_ROWS = 1_000
 
-type Phase = 'inboxes' | 'orphans' | 'forget' | 'done'
+type Phase = 'inboxes' | 'forget' | 'done'
 
 export class SqlitePruneRun {
   /** Inbox entries deleted so far. */
   deleted = 0
   private phase: Phase = 'inboxes'
   private afterUserId = 0
-  /** Messages that lost a copy, to be checked in phase 2. */
+  /** Messages that lost a copy in the current step. */
   private readonly touched = new Set<number>()
-  private orphanQueue: number[] = []
   private readonly forgetBeforeMs: number
 
   constructor(
@@ -48,9 +48,12 @@ export class SqlitePruneRun {
 
   /** One bounded step; call inside a transaction. Returns the users whose inbox lost entries. */
   step(): number[] {
-    if (this.phase === 'inboxes') return this.inboxesStep()
-    if (this.phase === 'orphans') this.orphansStep()
-    else if (this.phase === 'forget') this.forgetStep()
+    if (this.phase === 'inboxes') {
+      const changed = this.inboxesStep()
+      this.settleOrphans()
+      return changed
+    }
+    if (this.phase === 'forget') this.forgetStep()
     return []
   }
 
@@ -72,26 +75,23 @@ export class SqlitePruneRun {
         full = n === budget
       }
       if (!full && olderThanMs !== undefined && oldestAtMs < olderThanMs) {
-        const allowance = budget - n
-        const d = this.note(this.q.deleteOldPrefix.all({ userId, olderThanMs, limit: allowance }) as unknown[][])
+        const d = this.note(this.q.deleteOldPrefix.all({ userId, olderThanMs, limit: budget - n }) as unknown[][])
         n += d
-        full = d === allowance
+        // More old entries than the window held: this inbox again next step.
+        full = d > 0 && ((this.q.oldestAtMs.get(userId) as number | undefined) ?? olderThanMs) < olderThanMs
       }
       if (n > 0) changed.push(userId)
       budget -= n
       if (full) return changed // this inbox comes first again next step
       this.afterUserId = userId
     }
-    if (rows.length < STEP_INBOXES) {
-      this.phase = 'orphans'
-      this.orphanQueue = [...this.touched]
-      this.touched.clear()
-    }
+    if (rows.length < STEP_INBOXES) this.phase = 'forget'
     return changed
   }
 
-  private orphansStep(): void {
-    for (const msgId of this.orphanQueue.splice(0, STEP_ROWS)) {
+  /** The messages this step took a copy of: forgotten, or kept as orphans (same transaction). */
+  private settleOrphans(): void {
+    for (const msgId of this.touched) {
       const sentAtMs = this.q.orphanSentAt.get({ msgId }) as number | undefined
       if (sentAtMs === undefined) continue
       if (sentAtMs < this.forgetBeforeMs) {
@@ -101,7 +101,7 @@ export class SqlitePruneRun {
         this.q.clearBody.run(msgId)
       }
     }
-    if (this.orphanQueue.length === 0) this.phase = 'forget'
+    this.touched.clear()
   }
 
   private forgetStep(): void {

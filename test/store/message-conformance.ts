@@ -297,9 +297,10 @@ export const messageStoreConformance = (t: Test, factory: MessageStoreFactory): 
     t.same((await readAll(store, c)).map((e) => (e.kind === 'group' ? e.event : e.kind)), ['joined', 'left'], 'c saw its join and leave, nothing of the failed writes')
     const bEntries = (await readAll(store, b)).slice(-5).map((e) => (e.kind === 'group' ? e.event : e.kind))
     t.same(bEntries, ['message', 'joined', 'left', 'renamed', 'message'], 'versions stay contiguous: the failed writes took none')
-    const [badMember] = await store.applyBatch([ge('created', 0, a, 'ghosts', [a, 9999])])
-    t.match(badMember, { kind: 'failed', error: { code: 'UNKNOWN_USER' } }, 'a member who does not exist fails the creation alone')
+    await rejectsMessageCode(t, store.applyBatch([ge('created', 0, a, 'ghosts', [a, 9999])]), 'UNKNOWN_USER', 'an inbox user who does not exist fails the batch (every store)')
+    await rejectsMessageCode(t, store.applyBatch([ge('joined', created.groupId, 9999, 'team 2', [a, b, 9999]), ge('renamed', created.groupId, a, 'n', [a])]), 'UNKNOWN_USER')
     t.equal((await store.listGroupsOf(a)).length, 1, 'and no group was made')
+    t.equal((await store.getGroup(created.groupId))?.name, 'team 2', 'nothing of that batch applied')
     await rejectsMessageCode(t, store.applyBatch([ge('created', 5, a, 'team', [a])]), 'INVALID_ARGUMENT', 'a group to create has groupId 0')
   })
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { SeededRng } from '../../src/core/rng.js'
-import type { InboxWrite } from '../../src/store/message-store.js'
+import { MESSAGE_MEMORY_MS, type InboxWrite } from '../../src/store/message-store.js'
 import { DATABASE_FILE, SqliteAccountStore, schemaVersion } from '../../src/store/sqlite-account-store.js'
 import { MESSAGE_MIGRATIONS, SQLITE_MIGRATIONS } from '../../src/store/sqlite-message-schema.js'
 import { SqliteMessageStore, openSqliteStores } from '../../src/store/sqlite-message-store.js'
@@ -257,4 +257,42 @@ t.test('reads served from the in-memory inbox tails equal the table (random batc
     }
   }
   t.equal(mismatches, 0, `seed ${seed}: every read matched the table`)
+})
+
+t.test('retention cut short by close(): the messages it took the last copy of are listed as orphans, then forgotten with their receipts', async (t) => {
+  const dataDir = tempDir(t)
+  const first = openSqliteStores({ dataDir })
+  const users: number[] = []
+  for (const username of ['alice', 'bob']) users.push((await first.accounts.createUser({ username, passwordHash: 'h', nowMs: 0 })).userId)
+  const [a, b] = users
+  for (let i = 1; i <= 5; i++) await first.messages.applyBatch([messageWrite(a, cid(i), { kind: 'user', userId: b }, [b], 1_000 + i, `secret ${i}`)])
+  await first.messages.applyBatch([{ kind: 'receipt', msgId: 1, status: 'read', byUserId: b, nowMs: 2_000 }])
+  const pruning = first.messages.pruneInboxes({ nowMs: 3_000, keepLastPerUser: 0 })
+  const closing = first.close() // lands between the first step and the next
+  await rejectsMessageCode(t, pruning, 'STORE_CLOSED')
+  await closing
+
+  const again = openSqliteStores({ dataDir })
+  t.teardown(() => again.close())
+  const count = (sql: string): number => again.accounts.db.prepare(sql).pluck().get() as number
+  t.equal(count('SELECT count(*) FROM inbox'), 0, 'the first step deleted the copies')
+  t.equal(count('SELECT count(*) FROM orphaned_messages'), 5, 'and listed their messages in the same transaction')
+  t.equal(count("SELECT count(*) FROM messages WHERE body <> ''"), 0, 'text cleared')
+  t.ok(await again.messages.findByClientMsgId({ senderUserId: a, clientMsgId: cid(1) }), 'still de-duplicating')
+  t.equal(await again.messages.pruneInboxes({ nowMs: 1_006 + MESSAGE_MEMORY_MS, keepLastPerUser: 0 }), 0)
+  t.equal(count('SELECT count(*) FROM messages'), 0, 'a day later: forgotten')
+  t.equal(count('SELECT count(*) FROM orphaned_messages'), 0)
+  t.equal(count('SELECT count(*) FROM receipts'), 0, 'with their receipts')
+})
+
+t.test('pruning by age in steps: a backlog of old entries longer than a step goes whole, the young ones stay', async (t) => {
+  const s = openSqliteStores({ dataDir: tempDir(t) })
+  t.teardown(() => s.close())
+  const a = (await s.accounts.createUser({ username: 'alice', passwordHash: 'h', nowMs: 0 })).userId
+  const b = (await s.accounts.createUser({ username: 'bob', passwordHash: 'h', nowMs: 0 })).userId
+  const writes: InboxWrite[] = []
+  for (let i = 1; i <= 2_500; i++) writes.push(messageWrite(a, cid(i), { kind: 'user', userId: b }, [b], i))
+  await s.messages.applyBatch(writes)
+  t.equal(await s.messages.pruneInboxes({ nowMs: 10_000, olderThanMs: 2_001 }), 2_000, 'the 2,000 oldest go, in steps')
+  t.same((await s.messages.readInbox({ userId: b, afterVersion: 0, limit: 1 })).map((e) => e.version), [2_001])
 })
