@@ -274,8 +274,7 @@ export class MemoryMessageStore implements MessageStore {
         for (const id of inboxIds[i]) if (!this.knownUsers.has(id)) throw unknownUser(id)
         created.add(keys[i])
       } else if (w.kind === 'group_event') {
-        // Unknown inbox users fail the batch, as in the SQLite store; the group (and the
-        // change) are checked as the write applies: a change that cannot apply fails alone.
+        // Unknown inbox users fail the batch; a group change that cannot apply fails alone (as it applies).
         for (const id of inboxIds[i]) if (!this.knownUsers.has(id)) throw unknownUser(id)
       }
     }

@@ -57,7 +57,6 @@ import {
   EVENT_CODE,
   type GroupRow,
   type InboxRow,
-  KIND_MESSAGE,
   type MessageRow,
   STATUS_BY_CODE,
   STATUS_CODE,
