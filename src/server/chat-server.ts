@@ -133,15 +133,28 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
     olderThanMs: o.retention?.days === undefined ? undefined : Math.max(0, nowMs - o.retention.days * DAY_MS),
     keepLastPerUser: o.retention?.messagesPerUser,
   })
-  const pruneNow = async (): Promise<number> => {
-    const deleted = await o.messages.pruneInboxes(policy(Date.now()))
-    if (deleted > 0) log.info({ deleted }, 'inbox retention applied')
-    return deleted
+  // One run at a time: a tick while a long run is under way joins it instead of rescanning.
+  let pruning: Promise<number> | undefined
+  let closing = false
+  const pruneNow = (): Promise<number> => {
+    pruning ??= o.messages
+      .pruneInboxes(policy(Date.now()))
+      .then((deleted) => {
+        if (deleted > 0) log.info({ deleted }, 'inbox retention applied')
+        return deleted
+      })
+      .finally(() => (pruning = undefined))
+    return pruning
+  }
+  const onPruneError = (err: unknown): void => {
+    // Shutdown closes the store between two steps; every step is whole, the next run goes on.
+    if (closing) log.debug({ err }, 'inbox retention stopped by shutdown')
+    else log.error({ err }, 'inbox retention failed')
   }
   const retentionTimer =
     o.retention?.days === undefined && o.retention?.messagesPerUser === undefined
       ? undefined
-      : setInterval(() => pruneNow().catch((err: unknown) => log.error({ err }, 'inbox retention failed')), o.retentionIntervalMs ?? 60_000).unref()
+      : setInterval(() => pruneNow().catch(onPruneError), o.retentionIntervalMs ?? 60_000).unref()
   const local = endpoint.localAddress
   return {
     address: local.address,
@@ -154,6 +167,7 @@ export const startChatServer = async (o: ChatServerOptions): Promise<ChatServer>
     revalidateSessions: (isValid) => auth.revalidate(isValid),
     pruneNow,
     close: async () => {
+      closing = true
       if (retentionTimer !== undefined) clearInterval(retentionTimer)
       await endpoint.close({ code: ErrorCode.NO_ERROR, reason: 'server shutting down' })
       await commit.close()

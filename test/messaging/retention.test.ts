@@ -53,3 +53,26 @@ t.test('a SEND retried after a restart, its message pruned from every inbox, is 
   t.equal(await store.inboxHead(bob.userId), bobHead, "nothing new in bob's inbox")
   t.equal(restarted.stats.duplicateSends, 1)
 })
+
+t.test('a retention run asked for while one is under way joins it (a long run is not started twice)', async (t) => {
+  const w = await startWorld('127.0.0.1', { retention: { messagesPerUser: 1 }, retentionIntervalMs: 3_600_000 })
+  t.teardown(() => w.close())
+  const alice = await w.addUser('alice')
+  const bob = await w.addUser('bob')
+  for (let i = 0; i < 3; i++) {
+    await w.stores.messages.applyBatch([
+      { kind: 'message', senderUserId: alice, senderDeviceId: 1, clientMsgId: new Uint8Array(16).fill(i + 1), to: { kind: 'user', userId: bob }, body: `m${i}`, inboxUserIds: [bob], nowMs: Date.now() },
+    ])
+  }
+  const messages = w.stores.messages
+  const original = messages.pruneInboxes.bind(messages)
+  let runs = 0
+  messages.pruneInboxes = (policy) => {
+    runs++
+    return original(policy)
+  }
+  const [first, second] = await Promise.all([w.server.pruneNow(), w.server.pruneNow()])
+  t.same([first, second, runs], [2, 2, 1], 'one run, both callers told its result')
+  t.equal(await w.server.pruneNow(), 0, 'a later call starts a new run')
+  t.equal(runs, 2)
+})
