@@ -65,8 +65,13 @@ const answer = async (ctx: MessagingContext, link: ChatLink, m: ChatRequest): Pr
       const invited = await Promise.all(m.usernames.map((name) => userByName(ctx, name)))
       const memberIds = [...new Set([me, ...invited.map((u) => u.userId)])]
       if (memberIds.length > ctx.limits.maxGroupSize) throw new ChatRequestError('GROUP_FULL', `a group holds at most ${ctx.limits.maxGroupSize} members`)
+      // Everything the reply needs is read, and its size checked, before the write: once the
+      // group exists the answer must be GROUP, or a retry would make a second group.
+      const members = await summaries(ctx, memberIds)
+      const largestReply = encodeChatMessage({ type: 'GROUP', requestId, groupId: Number.MAX_SAFE_INTEGER, name: m.name, members })
+      if (largestReply.length > link.maxMessageBytes) throw new ChatRequestError('INVALID_REQUEST', 'too many members for a reply this device can take')
       const groupId = await groupChange(ctx, { groupId: 0, event: 'created', actor: me, subject: me, name: m.name, inboxUserIds: memberIds })
-      return { type: 'GROUP', requestId, groupId, name: m.name, members: await summaries(ctx, memberIds) }
+      return { type: 'GROUP', requestId, groupId, name: m.name, members }
     }
     case 'GROUP_INVITE':
       return ctx.groupChanges.run(m.groupId, async () => {

@@ -23,8 +23,10 @@ export const handleSync = async (ctx: MessagingContext, link: ChatLink, m: Extra
     return // the client's SYNC stays unanswered; its next PUSH or reconnect retries
   }
   entries = withinByteBudget(entries, ctx.limits.maxSyncBodyBytes)
-  const last = entries.at(-1)?.version ?? m.afterVersion
-  if (last > latestVersion) latestVersion = last
+  // Not afterVersion: a device that claims more than the inbox holds (a restored server)
+  // must hear the real head.
+  const last = entries.at(-1)?.version
+  if (last !== undefined && last > latestVersion) latestVersion = last
   const batch: SyncBatch = { type: 'SYNC_BATCH', afterVersion: m.afterVersion, latestVersion, entries }
   const bytes = encodeChatMessage(batch)
   if (bytes.length <= link.maxMessageBytes) {
