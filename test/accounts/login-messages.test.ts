@@ -4,6 +4,7 @@ import t from 'tap'
 import { DecodeError } from '../../src/core/errors.js'
 import {
   AuthFailureWireCode,
+  LoginMessageType,
   MAX_TOKEN_BYTES,
   decodeLoginMessage,
   encodeLoginMessage,
@@ -35,8 +36,12 @@ const VECTORS: Record<string, LoginMessage> = {
 t.test('protocol-spec/login.md vectors match the encoder and decoder', async (t) => {
   const doc = readFileSync(new URL('../../protocol-spec/login.md', import.meta.url), 'utf8')
   const found = new Map<string, string>()
-  for (const m of doc.matchAll(/^ {4}vector ([a-z-]+): ([0-9a-f]+)$/gm)) found.set(m[1], m[2])
+  for (const m of doc.matchAll(/^ {4}vector ([a-z-]+): ([0-9a-f]+)$/gm)) {
+    t.notOk(found.has(m[1]), `vector ${m[1]} documented once`)
+    found.set(m[1], m[2])
+  }
   t.same([...found.keys()].sort(), Object.keys(VECTORS).sort(), 'every vector documented, none extra')
+  t.same([...new Set(Object.values(VECTORS).map((m) => m.type))].sort(), Object.keys(LoginMessageType).sort(), 'a vector for every message type')
   for (const [name, message] of Object.entries(VECTORS)) {
     const wire = found.get(name) ?? ''
     t.equal(hex(encodeLoginMessage(message)), wire, `encode ${name}`)
