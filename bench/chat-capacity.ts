@@ -57,7 +57,8 @@ const SESSION_CONFIG: Partial<SessionConfig> =
 const SESSIONS_PER_SOCKET = 12_500
 /** SYNCs outstanding at once during the liveness probe, all client processes together. */
 const PROBE_CONCURRENCY = 200
-const RSS_TARGET_BYTES = 1.5 * 1024 ** 3
+/** The issue's 1.5 GB, decimal (the stricter reading). */
+const RSS_TARGET_BYTES = 1.5e9
 
 interface ClientStatus {
   datagramsSent: number
@@ -224,7 +225,8 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
     { sessions: serverAfterProbe.sessions, rssBytes: serverAfterProbe.rssBytes },
   ]
   const peak = samples.reduce((a, b) => (b.sessions > a.sessions ? b : a))
-  const peakRss = Math.max(...samples.map((x) => x.rssBytes))
+  // The kernel's high-water mark as well: a peak between two samples counts.
+  const peakRss = Math.max(serverAfterProbe.maxRssBytes, ...samples.map((x) => x.rssBytes))
   const bytesPerSessionAtPeak = (peak.rssBytes - idle.rssBytes) / Math.max(1, peak.sessions)
   const projectedRss = idle.rssBytes + bytesPerSessionAtPeak * sessionCount
   const table: Array<Record<string, string | number>> = [
@@ -261,9 +263,9 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
     targets: [
       {
         metric: allAlive
-          ? `server RSS with ${sessionCount} logged-in idle sessions, GiB (all alive after ${holdMs / 1000} s idle)`
-          : `server RSS, GiB, at most ${peak.sessions} sessions held at once (of ${sessionCount}; ${sessionCount - answered} not alive after ${holdMs / 1000} s idle)`,
-        value: round(peakRss / 1024 ** 3, 3),
+          ? `server peak RSS with ${sessionCount} logged-in idle sessions, GB (all alive after ${holdMs / 1000} s idle, keepalive ${KEEPALIVE_MS / 1000} s)`
+          : `server peak RSS, GB, at most ${peak.sessions} sessions held at once (of ${sessionCount}; ${sessionCount - answered} not alive after ${holdMs / 1000} s idle, keepalive ${KEEPALIVE_MS / 1000} s)`,
+        value: round(peakRss / 1e9, 3),
         target: '<= 1.5 with all alive',
         pass: peakRss <= RSS_TARGET_BYTES && allAlive,
       },

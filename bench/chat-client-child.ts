@@ -75,6 +75,14 @@ export interface LoopResult {
   /** Still incomplete when the phase ended (drain included). */
   leftOver: number
   failedSends: number
+  /**
+   * Messages issued (open loop: due) inside the measure window that have no latency:
+   * failed, skipped (the pair's session not ready or its in-flight cap reached) or still
+   * incomplete after the drain. Their latency counts as infinite in the percentiles.
+   */
+  missedInWindow: number
+  /** Sessions of this process still ready (logged in, synced) when the phase ended. */
+  readySessions: number
   firstSendError?: string
   protocolErrors: number
 }
@@ -258,6 +266,8 @@ type Phase = {
   latenciesMs: number[]
   sendOkMs: number[]
   failedSends: number
+  /** See LoopResult.missedInWindow. */
+  missedInWindow: number
   firstSendError?: string
   /** closed loop: latency counted by completion time; open loop: by issue time */
   byIssue: boolean
@@ -286,11 +296,12 @@ const complete = (p: Pending, key: string): void => {
   if (ph.issuing && ph.window > 0) pump(p.pair)
 }
 
-const sendOne = (pair: Pair): void => {
+/** `scheduledAt`: the open loop's due time, so a late tick's own delay counts (no coordinated omission). */
+const sendOne = (pair: Pair, scheduledAt?: number): void => {
   const ph = phase!
   // A short text message: "<pair>:<seq>" padded to 32 characters.
   const body = `${pair.sender.index}:${pair.seq++}${BODY_PAD}`.slice(0, 32)
-  const p: Pending = { pair, t0: performance.now(), okAt: 0, deliveredAt: 0 }
+  const p: Pending = { pair, t0: scheduledAt ?? performance.now(), okAt: 0, deliveredAt: 0 }
   if (p.t0 >= ph.measureFrom && p.t0 < ph.measureTo) ph.issued++
   pending.set(body, p)
   pair.inFlight++
@@ -301,6 +312,7 @@ const sendOne = (pair: Pair): void => {
     },
     (err: Error) => {
       phase!.failedSends++
+      if (phase!.byIssue && p.t0 >= phase!.measureFrom && p.t0 < phase!.measureTo) phase!.missedInWindow++
       phase!.firstSendError ??= err.message
       if (pending.delete(body)) pair.inFlight--
     },
@@ -365,6 +377,7 @@ const newPhase = (window: number, warmupMs: number, measureMs: number, byIssue: 
     latenciesMs: [],
     sendOkMs: [],
     failedSends: 0,
+    missedInWindow: 0,
     byIssue,
   }
   setTimeout(() => {
@@ -384,7 +397,10 @@ const finish = async (ph: Phase, drainMs: number): Promise<LoopResult> => {
   const cpu = ph.cpuInMeasure ?? { user: NaN, system: NaN }
   const leftOver = pending.size
   // Forget stragglers so the next phase starts clean.
-  for (const p of pending.values()) p.pair.inFlight--
+  for (const p of pending.values()) {
+    p.pair.inFlight--
+    if (ph.byIssue && p.t0 >= ph.measureFrom && p.t0 < ph.measureTo) ph.missedInWindow++
+  }
   pending.clear()
   phase = undefined
   return {
@@ -397,6 +413,8 @@ const finish = async (ph: Phase, drainMs: number): Promise<LoopResult> => {
     sendOkMs: ph.sendOkMs,
     leftOver,
     failedSends: ph.failedSends,
+    missedInWindow: ph.missedInWindow,
+    readySessions: sessions.filter((x) => x.ready).length,
     firstSendError: ph.firstSendError,
     clientCpuMs: (cpu.user + cpu.system) / 1000,
     protocolErrors: sessions.reduce((n, s) => n + (s.core?.protocolErrors ?? 0), 0),
@@ -424,9 +442,15 @@ const openLoop = async (a: { ratePerSecond: number; warmupMs: number; measureMs:
       for (let i = 0; i < due; i++) {
         const pair = pairs[next]
         next = (next + 1) % pairs.length
+        const scheduledAt = start + (issued * 1000) / a.ratePerSecond
         issued++
-        if (pair.inFlight >= a.maxInFlightPerPair || !pair.sender.ready) skipped++
-        else sendOne(pair)
+        if (pair.inFlight >= a.maxInFlightPerPair || !pair.sender.ready) {
+          skipped++
+          if (scheduledAt >= ph.measureFrom && scheduledAt < ph.measureTo) {
+            ph.issued++
+            ph.missedInWindow++
+          }
+        } else sendOne(pair, scheduledAt)
       }
       if (now >= end) resolve()
       else setTimeout(tick, 1)

@@ -123,6 +123,8 @@ export const emitEvent = (e: ChildEvent): void => {
 
 export interface ServerStats {
   rssBytes: number
+  /** The server process's peak RSS so far (getrusage ru_maxrss). */
+  maxRssBytes: number
   heapUsedBytes: number
   heapTotalBytes: number
   externalBytes: number

@@ -71,6 +71,8 @@ const stats = (args: { gc?: boolean }): ServerStats => {
   const cpu = process.cpuUsage()
   return {
     rssBytes: mem.rss,
+    // The kernel's high-water mark: a peak between two samples is not missed.
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
     heapUsedBytes: mem.heapUsed,
     heapTotalBytes: mem.heapTotal,
     externalBytes: mem.external,
