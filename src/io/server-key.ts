@@ -2,8 +2,8 @@
  * The server's static X25519 key pair, kept in a file (created on first start, mode
  * 0600). Clients pin its public key, printed by the server as hex.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { createFileOnce } from './durable-file.js'
 import { type KeyPair, generateStaticKeyPair, staticKeyPairFromPrivate } from '../core/crypto/noise-nk.js'
 import { CryptoRng } from './crypto-rng.js'
 import { nodeCryptoBackend } from './node-crypto-backend.js'
@@ -25,17 +25,18 @@ export const loadOrCreateServerKey = (path: string): { keyPair: KeyPair; created
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
   if (text !== undefined) {
-    let parsed: { privateKey?: unknown }
+    let parsed: { privateKey?: unknown } | null
     try {
-      parsed = JSON.parse(text) as { privateKey?: unknown }
+      parsed = JSON.parse(text) as { privateKey?: unknown } | null
     } catch {
       throw new Error(`server key file ${path} is not JSON`)
     }
-    if (typeof parsed.privateKey !== 'string') throw new Error(`server key file ${path} has no "privateKey"`)
+    if (typeof parsed !== 'object' || parsed === null || typeof parsed.privateKey !== 'string') throw new Error(`server key file ${path} has no "privateKey"`)
     return { keyPair: staticKeyPairFromPrivate(parseKeyHex(parsed.privateKey, `${path} privateKey`), nodeCryptoBackend), created: false }
   }
   const keyPair = generateStaticKeyPair({ rng: new CryptoRng(), backend: nodeCryptoBackend })
-  mkdirSync(dirname(path), { recursive: true })
-  writeFileSync(path, JSON.stringify({ privateKey: toHex(keyPair.privateKey), publicKey: toHex(keyPair.publicKey) }, null, 2) + '\n', { mode: 0o600, flag: 'wx' })
+  const created = JSON.stringify({ privateKey: toHex(keyPair.privateKey), publicKey: toHex(keyPair.publicKey) }, null, 2) + '\n'
+  // Another process created it meanwhile: use theirs.
+  if (!createFileOnce({ path, data: created, mode: 0o600 })) return loadOrCreateServerKey(path)
   return { keyPair, created: true }
 }

@@ -58,6 +58,8 @@ export interface UdpEndpointStats {
   socketErrors: number
   /** Exceptions thrown by the core (a bug: the core drops bad input itself). */
   coreErrors: number
+  /** Exceptions thrown by an 'event' listener (a bug there): counted, logged, the next event goes on. */
+  listenerErrors: number
   timerWakeups: number
 }
 
@@ -129,6 +131,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     sendErrors: 0,
     socketErrors: 0,
     coreErrors: 0,
+    listenerErrors: 0,
     timerWakeups: 0,
   }
   readonly clock: Clock
@@ -393,7 +396,13 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
       const e = this.core.pollEvent()
       if (e === undefined) return any
       any = true
-      this.emit('event', e)
+      try {
+        this.emit('event', e)
+      } catch (err) {
+        // One handler's bug must not take the server (and every other session) down.
+        this.stats.listenerErrors++
+        this.log.error({ err, event: e.event.type }, "an 'event' listener threw; the event is dropped")
+      }
     }
   }
 

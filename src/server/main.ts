@@ -1,6 +1,8 @@
 /**
  * `npm start`: the pigeon chat server. Settings: src/server/settings.ts (`--help`).
  */
+import { appendFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { formatAddress } from '../io/address.js'
 import { createLogger, type Logger } from '../io/logger.js'
 import { type QlogFile, openQlogFile } from '../io/qlog.js'
@@ -9,6 +11,7 @@ import { LoginService } from './accounts/login.js'
 import { SessionTokens, TokenError, loadOrCreateTokenSecret } from './accounts/tokens.js'
 import type { SessionAuth } from './accounts/login-handler.js'
 import { type SqliteStores, openSqliteStores } from '../store/sqlite-message-store.js'
+import { DATABASE_FILE } from '../store/sqlite-account-store.js'
 import { loadOrCreateServerKey, toHex } from '../io/server-key.js'
 import { type ChatServer, type ChatServerOptions, startChatServer } from './chat-server.js'
 import { HELP, type Settings, parseSettings } from './settings.js'
@@ -79,6 +82,25 @@ const watchRevocations = (o: { server: ChatServer; stores: SqliteStores; tokens:
   }, REVOCATION_CHECK_INTERVAL_MS).unref()
 }
 
+/** pigeon.db, with the file named in the error when it cannot be opened (corrupt, read-only...). */
+const openStores = (dataDir: string): SqliteStores => {
+  try {
+    return openSqliteStores({ dataDir })
+  } catch (err) {
+    throw new Error(`cannot open the database ${join(dataDir, DATABASE_FILE)}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** A --key-log file that cannot be written is a setup error now, not a failed handshake later. */
+const checkKeyLogFile = (path: string | undefined): void => {
+  if (path === undefined) return
+  try {
+    appendFileSync(path, '', { mode: 0o600 })
+  } catch (err) {
+    throw new Error(`key log file ${path}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
 const main = async (): Promise<void> => {
   let settings
   try {
@@ -93,13 +115,16 @@ const main = async (): Promise<void> => {
   }
   const log = createLogger({ name: 'pigeon', level: settings.logLevel, pretty: settings.logPretty })
   const qlog: QlogFile | undefined = settings.qlog === undefined ? undefined : await openQlogFile(settings.qlog)
+  // Owner-only before anything is put in it: it holds password hashes, messages, keys.
+  mkdirSync(settings.dataDir, { recursive: true, mode: 0o700 })
+  checkKeyLogFile(settings.keyLogFile)
   let security: ServerSecurity | undefined
   if (!settings.insecure) {
     const { keyPair, created } = loadOrCreateServerKey(settings.keyFile)
     if (created) log.info({ keyFile: settings.keyFile }, 'created the server key pair')
     security = { staticKeyPair: keyPair }
   }
-  const stores = openSqliteStores({ dataDir: settings.dataDir })
+  const stores = openStores(settings.dataDir)
   const tokens = new SessionTokens({ store: stores.accounts, secret: loadOrCreateTokenSecret(settings.dataDir) })
   let server: ChatServer | undefined
   let stopping = false
@@ -144,7 +169,11 @@ const main = async (): Promise<void> => {
     'listening',
   )
 
-  const stop = async (reason: string, exitCode: number): Promise<void> => {
+  // The exit code of the shutdown under way: a failure found while stopping (the store's
+  // last flush failing during a SIGTERM) still makes it 1, for the supervisor.
+  let exitCode = 0
+  const stop = async (reason: string, requestedExitCode: number): Promise<void> => {
+    exitCode = Math.max(exitCode, requestedExitCode)
     if (stopping) {
       if (reason === 'SIGINT' || reason === 'SIGTERM') {
         log.warn({ signal: reason }, 'second signal: exiting without waiting')
@@ -156,11 +185,17 @@ const main = async (): Promise<void> => {
     log.info({ reason, sessions: server?.endpoint.core.sessionCount }, 'shutting down')
     try {
       await server?.close()
-      await stores.close()
     } catch (err) {
-      log.error({ err }, 'shutdown incomplete')
+      log.error({ err }, 'shutdown incomplete: the server did not close cleanly')
       exitCode = 1
     }
+    try {
+      await stores.close() // also after a failed server close: what was committed is kept
+    } catch (err) {
+      log.error({ err }, 'shutdown incomplete: the stores did not close cleanly')
+      exitCode = 1
+    }
+    if (stores.messages.failure !== undefined) exitCode = 1
     try {
       await qlog?.close()
     } catch (err) {

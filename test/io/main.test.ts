@@ -1,7 +1,7 @@
 import type { PigeonClient } from '../../src/io/client.js'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -152,4 +152,30 @@ t.test('a client pinning another key is refused; --insecure serves plaintext cli
   await client.close()
   plain.child.kill('SIGTERM')
   await once(plain.child, 'exit')
+})
+
+t.test('the data directory the server creates is owner-only; setup errors name their file', { timeout: 60_000 }, async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'pigeon-perm-'))
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }))
+  const dataDir = join(parent, 'data')
+  const child = tsx('src/server/main.ts', ['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir])
+  const listening = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if ((JSON.parse(line) as LogLine).msg === 'listening') resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)))
+  })
+  await listening
+  t.equal(statSync(dataDir).mode & 0o777, 0o700, 'the key, the secret and pigeon.db are not readable by others')
+  child.kill('SIGTERM')
+  t.equal((await once(child, 'exit'))[0], 0)
+
+  const badKeyLog = await runToEnd(tsx('src/server/main.ts', ['--port', '0', '--data-dir', dataDir, '--key-log', join(parent, 'missing', 'keys.log')]))
+  t.equal(badKeyLog.code, 1, 'a key log that cannot be written stops the start')
+  t.match(badKeyLog.stderr, /key log file .*missing\/keys\.log: ENOENT/)
+
+  writeFileSync(join(dataDir, 'pigeon.db'), 'not a database, at all, not even close to one'.repeat(100))
+  const corrupt = await runToEnd(tsx('src/server/main.ts', ['--port', '0', '--data-dir', dataDir]))
+  t.equal(corrupt.code, 1)
+  t.match(corrupt.stderr, /cannot open the database .*pigeon\.db: file is not a database/)
 })

@@ -68,3 +68,25 @@ t.test('a port already in use is a clear bind error', { timeout: 30_000 }, async
   t.teardown(() => first.close())
   await t.rejects(UdpEndpoint.open({ host: '127.0.0.1', port: first.localAddress.port, server: true }), { code: 'EADDRINUSE' })
 })
+
+t.test("an 'event' listener that throws is counted and logged; the endpoint and the session go on", { timeout: 30_000 }, async (t) => {
+  const server = await UdpEndpoint.open({ host: '127.0.0.1', port: 0, server: true, protection: () => checksumProtection })
+  t.teardown(() => server.close())
+  let thrown = 0
+  server.on('event', (e) => {
+    if (e.event.type !== 'message') return
+    if (str(e.event.data) === 'boom') {
+      thrown++
+      throw new Error('a bug in a handler')
+    }
+    server.send(e.session, e.event.streamId, e.event.data)
+  })
+  const client = await connect('127.0.0.1', server.localAddress.port)
+  const echoed = messages(client, 1)
+  client.send(0, text('boom'))
+  client.send(0, text('still here'))
+  t.equal(str((await echoed)[0].data), 'still here', 'the next message is handled and answered')
+  t.equal(thrown, 1)
+  t.equal(server.stats.listenerErrors, 1)
+  await client.close()
+})

@@ -11,8 +11,9 @@
  * Clients treat the bytes as opaque.
  */
 import { createHmac, randomBytes as cryptoRandomBytes, timingSafeEqual } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { createFileOnce } from '../../io/durable-file.js'
 import type { AccountStore } from '../../store/account-store.js'
 
 export type TokenErrorCode = 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'TOKEN_REVOKED'
@@ -153,15 +154,8 @@ export const TOKEN_SECRET_FILE = 'token-secret.key'
  */
 export const loadOrCreateTokenSecret = (dataDir: string): Uint8Array => {
   const path = join(dataDir, TOKEN_SECRET_FILE)
-  if (!existsSync(path)) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-    try {
-      // 'wx': if another process created it meanwhile, read theirs.
-      writeFileSync(path, cryptoRandomBytes(TOKEN_SECRET_BYTES), { mode: 0o600, flag: 'wx' })
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    }
-  }
+  // If another process created it meanwhile, read theirs.
+  if (!existsSync(path)) createFileOnce({ path, data: cryptoRandomBytes(TOKEN_SECRET_BYTES), mode: 0o600 })
   const secret = readFileSync(path)
   if (secret.length < TOKEN_SECRET_BYTES) throw new RangeError(`${path} holds fewer than ${TOKEN_SECRET_BYTES} bytes`)
   return new Uint8Array(secret)
