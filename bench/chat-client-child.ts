@@ -6,6 +6,7 @@
  * Requests from the parent (bench/chat-throughput.ts, bench/chat-capacity.ts):
  *   connect     open and log in every session (bounded number of handshakes at once)
  *   chatStart   (throughput) a ChatClientCore per session; wait until each synced once
+ *   reconnectClosed (throughput) sessions closed since (dead links) RESUME and sync again
  *   closedLoop  (throughput) every sender keeps `window` messages in flight
  *   openLoop    (throughput) messages at a fixed total rate, paced every millisecond
  *   probe       (capacity) every session sends SYNC and must get its SYNC_BATCH
@@ -329,11 +330,10 @@ const chatStart = async (): Promise<{ synced: number; elapsedMs: number }> => {
   const all: Array<Promise<void>> = []
   for (const s of sessions) {
     if (!s.ready || s.session === undefined) continue
-    const session = s.session
     const core = new ChatClientCore({
       send: (bytes) => {
-        if (!s.ready) throw new Error('not connected')
-        s.ep.send(session, 0, bytes)
+        if (!s.ready || s.session === undefined) throw new Error('not connected')
+        s.ep.send(s.session, 0, bytes) // the current session: reconnectClosed replaces it
       },
       state: new MemoryClientState(),
       randomBytes: (n) => messageIdRng.bytes(n),
@@ -362,6 +362,32 @@ const chatStart = async (): Promise<{ synced: number; elapsedMs: number }> => {
   for (const s of sessions) s.core?.onConnected({ userId: s.user.userId, deviceId: s.user.deviceId })
   await Promise.race([Promise.all(all), sleep(30_000)])
   return { synced, elapsedMs: performance.now() - started }
+}
+
+/**
+ * Between phases: sessions the server closed (a dead link while overloaded) log in again
+ * with RESUME and sync, as the chat client would, so that a later phase runs with every
+ * pair. Returns how many came back and how many did not.
+ */
+const reconnectClosed = async (): Promise<{ reconnected: number; failed: number }> => {
+  let reconnected = 0
+  let failed = 0
+  for (const s of sessions.filter((x) => x.closed && x.core !== undefined)) {
+    s.closed = false
+    s.attempts = 0
+    let ok = false
+    while (!ok && s.attempts < 3) ok = (await attempt(s)).ok
+    if (!ok) {
+      failed++
+      s.closed = true
+      continue
+    }
+    const synced = new Promise<void>((resolve) => s.core!.once('synced', () => resolve()))
+    s.core!.onConnected({ userId: s.user.userId, deviceId: s.user.deviceId })
+    await Promise.race([synced, sleep(10_000)])
+    reconnected++
+  }
+  return { reconnected, failed }
 }
 
 const newPhase = (window: number, warmupMs: number, measureMs: number, byIssue: boolean): Phase => {
@@ -500,6 +526,7 @@ serve(
     connect,
     status,
     chatStart,
+    reconnectClosed,
     closedLoop,
     openLoop,
     probe,

@@ -138,6 +138,7 @@ const runPhase = async (
   args: { warmupMs: number; measureMs: number } & Record<string, number>,
   profile?: { dir: string; name: string; files: string[] },
 ): Promise<PhaseMeasure> => {
+  await Promise.all(clients.map((c) => c.call('reconnectClosed'))) // every pair takes part
   await settle(server)
   const resultsP = Promise.all(clients.map((c) => c.call<LoopResult>(call, args)))
   await sleep(args.warmupMs)
