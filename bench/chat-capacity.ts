@@ -7,9 +7,8 @@
  * opening its share on UdpEndpoints of 12,500 sessions each, at most 100 handshakes +
  * RESUMEs outstanding in all. 100,000 users, devices and session tokens are written
  * through the stores in one transaction before the server starts; every session logs in
- * with RESUME (no scrypt). Keepalive: the client library's default (PigeonClient's
- * CLIENT_KEEPALIVE_MS, 15 s: a PING after 15 s without sending anything; ChatClient uses
- * 5 s, see PIGEON_BENCH_CAPACITY_KEEPALIVE_MS).
+ * with RESUME (no scrypt). Keepalive: the chat client's (CHAT_SESSION_DEFAULTS: a PING
+ * after 15 s without sending anything; see PIGEON_BENCH_CAPACITY_KEEPALIVE_MS).
  *
  * Reported: the server's RSS and heap with no session (after forced GC), when the last
  * session has logged in, after holding them idle for two keepalive periods (no forced GC
@@ -40,20 +39,20 @@ import type { ClientConnectArgs, ConnectResult } from './chat-client-child.js'
 import { Child, serverNodeFlags, type ServerStats, createBenchUsers, cpuSeconds, round, sleep } from './chat-common.js'
 import type { ServerStartArgs } from './chat-server-child.js'
 import type { BenchReport } from './report.js'
-import { CLIENT_KEEPALIVE_MS } from '../src/io/client.js'
+import { CHAT_SESSION_DEFAULTS } from '../src/client/chat-client.js'
 import type { SessionConfig } from '../src/core/session/config.js'
 
 const intEnv = (name: string, fallback: number): number => (process.env[name] === undefined ? fallback : Number.parseInt(process.env[name]!, 10))
 
 
 /**
- * The client library's default (PigeonClient: CLIENT_KEEPALIVE_MS, with the session's
- * default dead-link timeout). PIGEON_BENCH_CAPACITY_KEEPALIVE_MS=5000 gives ChatClient's
- * more eager settings (5 s, dead link after 10 s).
+ * The chat client's own session settings (ChatClient's CHAT_SESSION_DEFAULTS: keepalive
+ * 15 s, dead link after 25 s). PIGEON_BENCH_CAPACITY_KEEPALIVE_MS=5000 tries another
+ * interval (dead link after two of them).
  */
-const KEEPALIVE_MS = intEnv('PIGEON_BENCH_CAPACITY_KEEPALIVE_MS', CLIENT_KEEPALIVE_MS)
+const KEEPALIVE_MS = intEnv('PIGEON_BENCH_CAPACITY_KEEPALIVE_MS', CHAT_SESSION_DEFAULTS.keepAliveIntervalMs!)
 const SESSION_CONFIG: Partial<SessionConfig> =
-  KEEPALIVE_MS === CLIENT_KEEPALIVE_MS ? { keepAliveIntervalMs: KEEPALIVE_MS } : { keepAliveIntervalMs: KEEPALIVE_MS, deadLinkTimeoutMs: 2 * KEEPALIVE_MS }
+  KEEPALIVE_MS === CHAT_SESSION_DEFAULTS.keepAliveIntervalMs ? { ...CHAT_SESSION_DEFAULTS } : { keepAliveIntervalMs: KEEPALIVE_MS, deadLinkTimeoutMs: 2 * KEEPALIVE_MS }
 const SESSIONS_PER_SOCKET = 12_500
 /** SYNCs outstanding at once during the liveness probe, all client processes together. */
 const PROBE_CONCURRENCY = 200

@@ -44,12 +44,11 @@ import { Child, clientNodeFlags, serverNodeFlags, type ServerStats, createBenchU
 import type { EchoRunArgs, EchoRunResult } from './chat-echo-child.js'
 import type { ServerStartArgs } from './chat-server-child.js'
 import { type BenchReport, percentile } from './report.js'
+import { CHAT_SESSION_DEFAULTS } from '../src/client/chat-client.js'
 
 const env = (name: string): string | undefined => process.env[name]
 const intEnv = (name: string, fallback: number): number => (env(name) === undefined ? fallback : Number.parseInt(env(name)!, 10))
 
-/** What the chat client library uses (ChatClient's CHAT_SESSION_DEFAULTS). */
-const CHAT_SESSION_CONFIG = { keepAliveIntervalMs: 5_000, deadLinkTimeoutMs: 10_000 }
 
 interface PhaseMeasure {
   results: LoopResult[]
@@ -247,7 +246,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<BenchReport> 
           users: users.slice(i * perProc, (i + 1) * perProc),
           sessionsPerSocket: 250,
           concurrency: 100,
-          sessionConfig: CHAT_SESSION_CONFIG,
+          sessionConfig: CHAT_SESSION_DEFAULTS,
         } satisfies ClientConnectArgs),
       ),
     )

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { SessionConfig } from '../core/session/config.js'
-import { AuthError, PigeonClient, type ClosedInfo } from '../io/client.js'
+import { AuthError, CLIENT_KEEPALIVE_MS, PigeonClient, type ClosedInfo } from '../io/client.js'
 import type { Logger } from '../io/logger.js'
 import { isLoginMessage } from '../protocol/login-messages.js'
 import type { ContactSummary, GroupSummary, Peer, UserSummary } from '../protocol/chat-types.js'
@@ -84,8 +84,15 @@ const FATAL_AUTH_FAILURES = new Set([
   'TOO_MANY_DEVICES',
 ])
 
-/** Sessions of a chat client notice a dead server within seconds, not the library's 20+ s. */
-const CHAT_SESSION_DEFAULTS: Partial<SessionConfig> = { keepAliveIntervalMs: 5_000, deadLinkTimeoutMs: 10_000 }
+/**
+ * A chat client's session: a keepalive after 15 s without sending (PigeonClient's
+ * CLIENT_KEEPALIVE_MS: it keeps NAT bindings, which last 30 s and more, and lets one
+ * server core carry 100,000 idle clients: at 5 s a server saturated near 55,000, see
+ * bench/RESULTS.md), and the link declared dead 25 s after the last packet heard while
+ * something is outstanding (above one keepalive interval, or a keepalive after a quiet
+ * spell would find the link "dead" at once).
+ */
+export const CHAT_SESSION_DEFAULTS: Readonly<Partial<SessionConfig>> = { keepAliveIntervalMs: CLIENT_KEEPALIVE_MS, deadLinkTimeoutMs: 25_000 }
 
 const safeName = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_') || '_'
 
