@@ -24,7 +24,7 @@
  * PIGEON_BENCH_CAPACITY_SESSIONS and PIGEON_BENCH_CLIENT_PROCS override the size,
  * PIGEON_BENCH_CAPACITY_HOLD_MS the idle time, PIGEON_BENCH_CAPACITY_CONCURRENCY the
  * handshakes outstanding (all client processes together), PIGEON_BENCH_CAPACITY_PROBE_CONCURRENCY
- * the SYNCs outstanding during the liveness probe (default 200; it was 2,000);
+ * the SYNCs outstanding during the liveness probe (default 50; it was 200, and 2,000);
  * PIGEON_BENCH_SERVER_NODE_FLAGS node flags for the server child (space-separated);
  * PIGEON_BENCH_CHAT_PROFILE=1 writes CPU profiles of the server while establishing and
  * while idle into bench/out/profiles (see chat-profile.ts), PIGEON_BENCH_CAPACITY_SNAPSHOT=1
@@ -54,8 +54,14 @@ const KEEPALIVE_MS = intEnv('PIGEON_BENCH_CAPACITY_KEEPALIVE_MS', CHAT_SESSION_D
 const SESSION_CONFIG: Partial<SessionConfig> =
   KEEPALIVE_MS === CHAT_SESSION_DEFAULTS.keepAliveIntervalMs ? { ...CHAT_SESSION_DEFAULTS } : { keepAliveIntervalMs: KEEPALIVE_MS, deadLinkTimeoutMs: 2 * KEEPALIVE_MS }
 const SESSIONS_PER_SOCKET = 12_500
-/** SYNCs outstanding at once during the liveness probe, all client processes together. */
-const PROBE_CONCURRENCY = 200
+/**
+ * SYNCs outstanding at once during the liveness probe, all client processes together.
+ * At 200 the probe kept the server saturated (each SYNC of an idle user reads SQLite) on
+ * top of 6,700 keepalives/s, and on a slower day the probe itself killed 4,810 sessions
+ * whose keepalives drowned (2026-11-23 09:00; none died in the idle hold before it); at
+ * 50 the same code held all 100,000.
+ */
+const PROBE_CONCURRENCY = 50
 /** The 1.5 GB, decimal (the stricter reading). */
 const RSS_TARGET_BYTES = 1.5e9
 
