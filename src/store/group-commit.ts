@@ -83,7 +83,7 @@ export class GroupCommit {
   }
 
   write(w: InboxWrite): Promise<AppliedWriteResult> {
-    if (this.closed) return Promise.reject(new Error('group commit is closed'))
+    if (this.closed) return Promise.reject(new MessageStoreError('STORE_CLOSED', 'group commit is closed'))
     try {
       checkInboxWrite(w)
     } catch (err) {

@@ -45,7 +45,7 @@ export const setup = async (limits: Partial<MessagingLimits> = {}, options: { on
     return new FakeLink(u.userId, deviceId)
   }
   const send = (link: FakeLink, m: ChatMessage): void => service.handle(link, encodeChatMessage(m))
-  return { accounts, store, service, user, send, advance: (ms: number) => (nowMs += ms) }
+  return { accounts, store, commit, service, user, send, advance: (ms: number) => (nowMs += ms) }
 }
 
 export const id = (n: number): Uint8Array => new Uint8Array(16).fill(n)

@@ -257,3 +257,16 @@ t.test('a SYNC from beyond the inbox head is answered with the real head (a devi
   await settle()
   t.same(alice.of('SYNC_BATCH'), [{ type: 'SYNC_BATCH', afterVersion: 1000, latestVersion: 0, entries: [] }])
 })
+
+t.test('a SEND refused because the server is shutting down is not counted or logged as a store failure', async (t) => {
+  const { service, commit, user, send } = await setup()
+  const alice = await user('alice', 1)
+  const bob = await user('bob', 2)
+  service.attach(alice)
+  await settle()
+  await commit.close()
+  send(alice, { type: 'SEND', clientMsgId: id(1), to: { kind: 'user', userId: bob.userId }, body: 'late' })
+  await settle()
+  t.match(alice.of('SEND_FAILED'), [{ code: 'INTERNAL_ERROR' }], 'refused: the client keeps it and retries on its next session')
+  t.equal(service.stats.storeErrors, 0)
+})

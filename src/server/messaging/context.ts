@@ -101,6 +101,10 @@ export const toChatError = (ctx: MessagingContext, err: unknown, what: string): 
       case 'STORE_FAILED':
         ctx.onStoreFailed?.(err)
         break
+      case 'STORE_CLOSED':
+        // Shutdown: the client retries with its next session (a SEND is idempotent).
+        ctx.log.info({ what }, 'refused: the server is shutting down')
+        return new ChatRequestError('INTERNAL_ERROR', 'the server is shutting down')
       default:
         break
     }
