@@ -22,7 +22,7 @@ export const loadOrCreateServerKey = (path: string): { keyPair: KeyPair; created
   try {
     text = readFileSync(path, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`server key file ${path}: ${(err as Error).message}`, { cause: err })
   }
   if (text !== undefined) {
     let parsed: { privateKey?: unknown } | null

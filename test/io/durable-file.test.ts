@@ -33,4 +33,5 @@ t.test('the server key and the token secret: created once, then read back; a key
   const nullKey = join(dir, 'null-key.json')
   createFileOnce({ path: nullKey, data: 'null', mode: 0o600 })
   t.throws(() => loadOrCreateServerKey(nullKey), /server key file .*null-key\.json has no "privateKey"/)
+  t.throws(() => loadOrCreateServerKey(dir), /server key file .*: EISDIR/, 'a directory given as the key file: named, with the reason')
 })
