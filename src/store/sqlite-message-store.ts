@@ -214,10 +214,7 @@ export class SqliteMessageStore implements MessageStore {
   async renameGroup(args: { groupId: number; name: string }): Promise<void> {
     this.open()
     checkGroupName(args.name)
-    this.db.transaction(() => {
-      this.requireGroup(args.groupId)
-      this.q.renameGroup.run(args.name, args.groupId)
-    }).immediate()
+    this.db.transaction(() => this.rename(args)).immediate()
   }
 
   async listGroupsOf(userId: number): Promise<GroupRecord[]> {
@@ -383,10 +380,7 @@ export class SqliteMessageStore implements MessageStore {
     if (w.event === 'created') return this.insertGroup({ name: w.name, createdByUserId: w.actorUserId, memberUserIds: inboxIds, nowMs: w.nowMs })
     if (w.event === 'joined') this.insertMember(args)
     else if (w.event === 'left') this.deleteMember(args)
-    else {
-      this.requireGroup(w.groupId)
-      this.q.renameGroup.run(w.name, w.groupId)
-    }
+    else this.rename({ groupId: w.groupId, name: w.name })
     return w.groupId
   }
 
@@ -405,6 +399,11 @@ export class SqliteMessageStore implements MessageStore {
       throw new MessageStoreError('ALREADY_MEMBER', `user ${args.userId} is in group ${args.groupId}`)
     }
     this.q.insertMember.run(args.groupId, args.userId, args.nowMs)
+  }
+
+  private rename(args: { groupId: number; name: string }): void {
+    this.requireGroup(args.groupId)
+    this.q.renameGroup.run(args.name, args.groupId)
   }
 
   private deleteMember(args: { groupId: number; userId: number }): void {

@@ -29,7 +29,7 @@ type Phase = 'inboxes' | 'forget' | 'done'
 export class SqlitePruneRun {
   /** Inbox entries deleted so far. */
   deleted = 0
-  private phase: Phase = 'inboxes'
+  private phase: Phase
   private afterUserId = 0
   /** Messages that lost a copy in the current step. */
   private readonly touched = new Set<number>()
@@ -40,6 +40,8 @@ export class SqlitePruneRun {
     private readonly policy: RetentionPolicy,
   ) {
     this.forgetBeforeMs = policy.nowMs - MESSAGE_MEMORY_MS
+    // No inbox policy: nothing to scan the inboxes for; old orphans are still forgotten.
+    this.phase = policy.keepLastPerUser === undefined && policy.olderThanMs === undefined ? 'forget' : 'inboxes'
   }
 
   get done(): boolean {
